@@ -8,7 +8,7 @@ test.after.always(async () => db?.drop());
 
 test.serial('runproof_private.guards lists every guard trigger as always enabled', async (t) => {
   const { rows } = await db.pool.query(`select * from runproof_private.guards`);
-  t.is(rows.length, 16);
+  t.is(rows.length, 18);
   for (const r of rows) {
     t.is(r.enabled, 'always', r.trigger_name);
     t.truthy(r.blocks, r.trigger_name);
