@@ -1,0 +1,49 @@
+// What the worker's tasks share: the owner pool, config, loaded skills, and the liveness hook.
+import type pg from "pg";
+import { z } from "zod";
+import type { SkillRegistry } from "../skills/registry.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+
+export interface WorkerContext {
+  pool: pg.Pool;
+  config: Config;
+  registry: SkillRegistry;
+  logger: Logger;
+  /** host:pid:random of this worker process (also in each trace's metadata). */
+  processId: string;
+  /** Records that this process runs graphile-worker's `workerId`, so its heartbeat covers the job. */
+  registerWorker(workerId: string | null): Promise<void>;
+}
+
+export const runJobPayload = z.strictObject({ tenant_id: z.uuid(), run_id: z.uuid() });
+
+/** Runs fn in one transaction: what it records commits together or not at all. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  try {
+    await c.query("begin");
+    const out = await fn(c);
+    await c.query("commit");
+    return out;
+  } catch (e) {
+    await c.query("rollback").catch(() => {});
+    throw e;
+  } finally {
+    c.release();
+  }
+}
+
+export interface RunRow {
+  tenant_id: string;
+  id: string;
+  agent_id: string;
+  goal: string;
+  plan: unknown;
+  status: string;
+  attempts: number;
+  max_attempts: number;
+  next_plan_step: number;
+}
+
+export const TERMINAL = new Set(["succeeded", "failed", "halted", "cancelled"]);

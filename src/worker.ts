@@ -1,0 +1,114 @@
+// The worker process: loads and registers its skills before it takes any job, runs
+// graphile-worker with one task per file in tasks/, and keeps crashed workers from holding
+// jobs: a heartbeat marks this process alive, and a sweeper force-unlocks the jobs of
+// workers whose heartbeat went stale, so their runs resume elsewhere within seconds.
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import { Logger as WorkerLogger, run, type Runner } from "graphile-worker";
+import pg from "pg";
+import type { Config } from "./lib/config.ts";
+import { createLogger, type Logger } from "./lib/log.ts";
+import type { WorkerContext } from "./lib/worker-context.ts";
+import { builtinSkills, registerSkillsInDatabase, SkillRegistry } from "./skills/registry.ts";
+import type { Skill } from "./skills/types.ts";
+import { createExecuteRunTask } from "../tasks/execute_run.ts";
+import { createPlanRunTask } from "../tasks/plan_run.ts";
+
+export interface WorkerHandle {
+  processId: string;
+  registry: SkillRegistry;
+  runner: Runner;
+  stop(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  connectionString: string;
+  config: Config;
+  concurrency?: number;
+  logger?: Logger;
+  /** Extra skills (tests add failing or slow ones); the built-in ones are always loaded. */
+  skills?: Skill[];
+  /** How often graphile-worker polls when LISTEN/NOTIFY is quiet (ms). */
+  pollInterval?: number;
+}
+
+export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
+  const { config } = opts;
+  const logger = opts.logger ?? createLogger(config, "worker");
+  const concurrency = opts.concurrency ?? config.workerConcurrency;
+  const pool = new pg.Pool({ connectionString: opts.connectionString, max: concurrency + 4 });
+  // A lost connection must not crash the process: the job retries and crash recovery resumes the run.
+  pool.on("error", (e) => logger.error({ err: e.message }, "idle database connection failed"));
+  pool.on("connect", (client) => client.on("error", (e) => logger.error({ err: e.message }, "database connection failed")));
+  const processId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
+  // Skills first: a plan may only name registered skills, and this worker must know them all.
+  const registry = new SkillRegistry([...builtinSkills(), ...(opts.skills ?? [])]);
+  await registerSkillsInDatabase(pool, registry);
+
+  const known = new Set<string>();
+  const heartbeat = async (workerIds: string[] = []) => {
+    await pool.query(`select runproof_private.worker_heartbeat($1, $2, $3, $4)`, [processId, workerIds, os.hostname(), process.pid]);
+  };
+  const ctx: WorkerContext = {
+    pool, config, registry, logger, processId,
+    async registerWorker(workerId) {
+      if (!workerId || known.has(workerId)) return;
+      known.add(workerId);
+      await heartbeat([workerId]);
+    },
+  };
+
+  // Recover what dead workers left before taking new work, then keep doing it.
+  const sweep = async () => {
+    try {
+      await heartbeat();
+      const { rows: [r] } = await pool.query<{ ids: string[] }>(
+        `select runproof_private.recover_stale_workers(make_interval(secs => $1::float8 / 1000)) as ids`, [config.staleWorkerMs]);
+      if (r.ids.length) logger.warn({ workers: r.ids }, "unlocked the jobs of workers whose heartbeat stopped");
+    } catch (e) {
+      logger.error({ err: (e as Error).message }, "heartbeat or recovery sweep failed");
+    }
+  };
+  await sweep();
+  const timer = setInterval(sweep, config.heartbeatMs);
+  timer.unref();
+
+  const runner = await run({
+    pgPool: pool,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: opts.pollInterval ?? 1000,
+    taskList: {
+      plan_run: createPlanRunTask(ctx),
+      execute_run: createExecuteRunTask(ctx),
+    },
+    logger: graphileLogger(logger),
+  });
+  logger.info({ process_id: processId, concurrency, skills: registry.names() }, "worker started");
+
+  let stopped = false;
+  return {
+    processId,
+    registry,
+    runner,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      await runner.stop();
+      await pool.query(`delete from runproof_private.worker_heartbeats where process_id = $1`, [processId]).catch(() => {});
+      await pool.end();
+    },
+  };
+}
+
+/** graphile-worker's own log lines, through our pino logger (quiet unless something is wrong). */
+function graphileLogger(logger: Logger): WorkerLogger {
+  return new WorkerLogger((scope) => (level, message, meta) => {
+    const fields = { ...scope, ...meta, component: "graphile-worker" };
+    if (level === "error") logger.error(fields, message);
+    else if (level === "warning") logger.warn(fields, message);
+    else logger.debug(fields, message);
+  });
+}
