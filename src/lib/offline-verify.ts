@@ -138,7 +138,8 @@ export function verifyBundle(raw: unknown): OfflineProof {
     expected = t.attempt + 1;
     const r = verifyBundleTrace(t, b.run_id);
     out.step_count += r.stepCount;
-    out.chain_length += r.chainLength;
+    // chain_length counts the steps verified in chain order, up to the first fault.
+    if (status === null) out.chain_length += r.chainLength;
     roots.push(r.root);
     if (r.status === "IN_PROGRESS") inProgress = true;
     else if (r.status !== "VERIFIED") fail(r.status, `attempt ${t.attempt}: ${r.reason}`, t.attempt, t.id, r.firstBadStep);

@@ -37,7 +37,7 @@ export async function waitForRun(pool: pg.Pool, runId: string, statuses = TERMIN
 }
 
 export interface Recorded { method: string; url: string; headers: http.IncomingHttpHeaders; body: string; at: number }
-export type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => void | Promise<void>;
+export type Handler = (req: http.IncomingMessage, body: string, res: http.ServerResponse) => unknown;
 
 /** A real HTTP server on 127.0.0.1 that logs every request it receives (its own record of side effects). */
 export async function startHttpServer(routes: Record<string, Handler>): Promise<{ url: string; requests: Recorded[]; close(): Promise<void> }> {

@@ -1,0 +1,139 @@
+// Process configuration, read once from the environment. Every knob has a
+// default that works on a laptop; a bad value fails at startup with the
+// variable's name, not later inside a job.
+import { z } from "zod";
+
+export interface Config {
+  databaseUrl: string | undefined;
+  /** Lowercase hostnames or host:port pairs; ["*"] allows every host. */
+  httpAllowedHosts: string[];
+  httpMaxResponseBytes: number;
+  httpTimeoutMs: number;
+  /** OpenAI-compatible base URL without a trailing slash, e.g. http://127.0.0.1:8080/v1. */
+  llmBaseUrl: string | undefined;
+  llmApiKey: string | undefined;
+  llmModel: string;
+  llmTimeoutMs: number;
+  llmCentsPer1kTokens: number;
+  planner: "builtin" | "llm";
+  workerConcurrency: number;
+  heartbeatMs: number;
+  staleWorkerMs: number;
+  retryBaseMs: number;
+  port: number;
+  logLevel: LogLevel;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const int = (def: number, min: number, max: number) =>
+  z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number")
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(def);
+
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+  // Callers append paths like "/chat/completions"; a trailing slash would double it.
+  .transform((u) => u.replace(/\/+$/, ""));
+
+// A hostname, an IPv4 address or a bracketed IPv6 address, optionally with :port; or "*".
+const HOST_ENTRY = /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
+
+const hostList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(",")
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  )
+  .check((ctx) => {
+    for (const h of ctx.value) {
+      if (!HOST_ENTRY.test(h)) {
+        ctx.issues.push({
+          code: "custom",
+          input: ctx.value,
+          message: `"${h}" is not a hostname, host:port or "*"`,
+        });
+      }
+    }
+  })
+  .default(["127.0.0.1", "localhost"]);
+
+/** Keys are the environment variable names, so zod's issue paths name the variable. */
+export const configSchema = z
+  .object({
+    DATABASE_URL: z.string().optional(),
+    RUNPROOF_HTTP_ALLOWED_HOSTS: hostList,
+    RUNPROOF_HTTP_MAX_RESPONSE_BYTES: int(1048576, 1, 1024 * 1024 * 1024),
+    RUNPROOF_HTTP_TIMEOUT_MS: int(10000, 1, 3600000),
+    RUNPROOF_LLM_BASE_URL: httpUrl.optional(),
+    RUNPROOF_LLM_API_KEY: z.string().optional(),
+    RUNPROOF_LLM_MODEL: z.string().default("gpt-4o-mini"),
+    RUNPROOF_LLM_TIMEOUT_MS: int(30000, 1, 3600000),
+    RUNPROOF_LLM_CENTS_PER_1K_TOKENS: z.coerce
+      .number({ error: "must be a number" })
+      .min(0, "must not be negative")
+      .default(0.1),
+    RUNPROOF_PLANNER: z.enum(["builtin", "llm"], { error: 'must be "builtin" or "llm"' }).default("builtin"),
+    RUNPROOF_WORKER_CONCURRENCY: int(4, 1, 1000),
+    RUNPROOF_HEARTBEAT_MS: int(2000, 10, 3600000),
+    RUNPROOF_STALE_WORKER_MS: int(10000, 10, 86400000),
+    RUNPROOF_RETRY_BASE_MS: int(1000, 0, 3600000),
+    RUNPROOF_PORT: int(5678, 0, 65535),
+    RUNPROOF_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  })
+  .transform(
+    (e): Config => ({
+      databaseUrl: e.DATABASE_URL,
+      httpAllowedHosts: e.RUNPROOF_HTTP_ALLOWED_HOSTS,
+      httpMaxResponseBytes: e.RUNPROOF_HTTP_MAX_RESPONSE_BYTES,
+      httpTimeoutMs: e.RUNPROOF_HTTP_TIMEOUT_MS,
+      llmBaseUrl: e.RUNPROOF_LLM_BASE_URL,
+      llmApiKey: e.RUNPROOF_LLM_API_KEY,
+      llmModel: e.RUNPROOF_LLM_MODEL,
+      llmTimeoutMs: e.RUNPROOF_LLM_TIMEOUT_MS,
+      llmCentsPer1kTokens: e.RUNPROOF_LLM_CENTS_PER_1K_TOKENS,
+      planner: e.RUNPROOF_PLANNER,
+      workerConcurrency: e.RUNPROOF_WORKER_CONCURRENCY,
+      heartbeatMs: e.RUNPROOF_HEARTBEAT_MS,
+      staleWorkerMs: e.RUNPROOF_STALE_WORKER_MS,
+      retryBaseMs: e.RUNPROOF_RETRY_BASE_MS,
+      port: e.RUNPROOF_PORT,
+      logLevel: e.RUNPROOF_LOG_LEVEL,
+    }),
+  )
+  .refine((c) => c.staleWorkerMs > c.heartbeatMs, {
+    // A worker declared stale between two of its own heartbeats would lose its jobs while alive.
+    message: "must be greater than RUNPROOF_HEARTBEAT_MS",
+    path: ["RUNPROOF_STALE_WORKER_MS"],
+  });
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Only our variables, and an empty value means "unset" (as in `FOO= runproof ...`).
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.in.shape)) {
+    const v = env[key];
+    if (v !== undefined && v.trim() !== "") picked[key] = v.trim();
+  }
+  const parsed = configSchema.safeParse(picked);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(
+    parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "environment");
+      const shown = name in picked && !/KEY|URL/.test(name) ? ` (got "${picked[name]}")` : "";
+      return `${name}: ${issue.message}${shown}`;
+    }),
+  );
+}
