@@ -80,7 +80,18 @@ test('a gap, a duplicate index and an append to a sealed trace are rejected', as
   const runId = await insertRun(db.pool, f);
   const traceId = await startAttempt(db.pool, f, runId);
   await appendStep(db.pool, f, runId, traceId, 0);
-  const gap = await pgError(appendStep(db.pool, f, runId, traceId, 2));
+  // A decision is only ever taken for the next step, so a gap is refused there first...
+  const early = await pgError(appendStep(db.pool, f, runId, traceId, 2));
+  t.is(early.code, 'RPCHN');
+  t.regex(early.message, /a decision for step 2 of trace .* is not for its next step/);
+  // ...and by the chain itself.
+  await db.pool.query(
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 1, 1, 'noop', 'allow', 't')`,
+    [f.tenantId, runId, traceId]);
+  const gap = await pgError(db.pool.query(
+    `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms)
+     values ($1, $2, $3, 2, 1, 'noop', 'succeeded', 'allow', now(), now(), 1)`,
+    [f.tenantId, runId, traceId]));
   t.is(gap.code, 'RPCHN');
   t.is(gap.message, `gap at step index 2: trace ${traceId} expects step 1`);
   const dup = await pgError(db.pool.query(
@@ -103,14 +114,29 @@ test('a step cannot exist without its policy decision, and must match it', async
   const stepSql = `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms)
      values ($1, $2, $3, 0, 0, 'noop', $4, $5, now(), now(), 1)`;
   const none = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, 'succeeded', 'allow']));
-  t.is(none.code, '23503');
-  t.is(none.constraint, 'trace_steps_tenant_id_trace_id_step_index_policy_decision_fkey');
+  t.is(none.code, 'RPCHN');
+  t.is(none.message, `step 0 of trace ${traceId} has no policy decision`);
+  // The foreign key says the same when the trigger is not there to say it first.
+  const c = await db.pool.connect();
+  try {
+    await c.query('begin');
+    await c.query('alter table runproof.trace_steps disable trigger tg_trace_steps__chain');
+    const fk = await pgError(c.query(
+      `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms, prev_hash, step_hash)
+       values ($1, $2, $3, 0, 0, 'noop', 'succeeded', 'allow', now(), now(), 1, sha256(''), sha256(''))`, [f.tenantId, runId, traceId]));
+    t.is(fk.code, '23503');
+    t.is(fk.constraint, 'trace_steps_tenant_id_trace_id_step_index_policy_decision_fkey');
+  } finally {
+    await c.query('rollback');
+    c.release();
+  }
   await db.pool.query(
     `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 0, 0, 'noop', 'deny', 'over budget')`,
     [f.tenantId, runId, traceId],
   );
   const mismatch = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, 'succeeded', 'allow']));
-  t.is(mismatch.code, '23503');
+  t.is(mismatch.code, 'RPCHN');
+  t.regex(mismatch.message, /says policy_decision allow, but the decision was deny/);
   const lie = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, 'succeeded', 'deny']));
   t.is(lie.code, '23514');
   t.is(lie.constraint, 'trace_steps_denied_iff_deny');

@@ -7,8 +7,12 @@ test.before(async () => { db = await createTestDatabase('guards'); });
 test.after.always(async () => db?.drop());
 
 test.serial('runproof_private.guards lists every guard trigger as always enabled', async (t) => {
-  const { rows } = await db.pool.query(`select * from runproof_private.guards`);
+  const { rows: all } = await db.pool.query(`select * from runproof_private.guards`);
+  const rows = all.filter((r) => !r.trigger_name.startsWith('foreign key '));
   t.is(rows.length, 18);
+  const fks = all.filter((r) => r.trigger_name.startsWith('foreign key '));
+  t.true(fks.length >= 10);
+  for (const r of fks) t.is(r.enabled, 'origin only (foreign key)', r.trigger_name);
   for (const r of rows) {
     t.is(r.enabled, 'always', r.trigger_name);
     t.truthy(r.blocks, r.trigger_name);
@@ -30,6 +34,10 @@ test.serial('a disabled or dropped guard shows as DISABLED or MISSING', async (t
     t.is(by.tg_trace_steps__append_only, 'DISABLED');
     t.is(by.tg_incidents__append_only, 'MISSING');
     t.is(by.tg_runs__guard, 'origin only');
+    await c.query('alter table runproof.policy_decisions disable trigger all');
+    const { rows: after } = await c.query(`select trigger_name, enabled from runproof_private.guards where table_name = 'policy_decisions'`);
+    t.true(after.length >= 4);
+    for (const r of after) t.is(r.enabled, 'DISABLED', r.trigger_name);
   } finally {
     await c.query('rollback');
     c.release();

@@ -145,7 +145,7 @@ test('runs: a pending run stores its plan once; a run without a plan cannot star
 });
 
 test('runs: status only moves along the state machine', async (t) => {
-  const runId = await insertRun(db.pool, f);
+  const runId = await insertRun(db.pool, f, { steps: 1 });
   const skip = await pgError(db.pool.query(`update runproof.runs set status = 'succeeded' where id = $1`, [runId]));
   t.is(skip.code, 'RPSTS');
   t.is(skip.message, `run ${runId} cannot go from planned to succeeded`);
@@ -153,7 +153,8 @@ test('runs: status only moves along the state machine', async (t) => {
   const traceId = await startAttempt(db.pool, f, runId);
   const open = await pgError(finishRun(db.pool, f, runId, 'succeeded'));
   t.is(open.code, 'RPSTS');
-  t.regex(open.message, /still has a running trace/);
+  t.regex(open.message, /cannot succeed: 0 of 1 plan steps succeeded/);
+  await appendStep(db.pool, f, runId, traceId, 0);
   await sealTrace(db.pool, f, traceId);
   await finishRun(db.pool, f, runId, 'succeeded');
   const back = await pgError(db.pool.query(`update runproof.runs set status = 'running' where id = $1`, [runId]));

@@ -66,6 +66,12 @@ export async function appendStep(
       opts.output === undefined ? { ok: true, i: stepIndex } : opts.output,
       status === 'failed' ? 'boom' : null, opts.cost ?? 0.5],
   );
+  // Progress as record_step keeps it (a run only succeeds once every plan step has).
+  if (status === 'succeeded') {
+    await db.query(
+      `update runproof.runs set next_plan_step = greatest(next_plan_step, $3 + 1) where tenant_id = $1 and id = $2`,
+      [f.tenantId, runId, stepIndex]);
+  }
   return s;
 }
 
