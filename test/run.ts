@@ -2,6 +2,7 @@
 // then hand over to ava. Each test clones the template (test/helpers/db.ts),
 // which is much faster than migrating per test and isolates tests fully.
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -50,7 +51,14 @@ async function main(): Promise<number> {
   ava = spawn(process.execPath, [avaBin, ...process.argv.slice(2)], {
     cwd: REPO_ROOT,
     stdio: "inherit",
-    env: { ...process.env, RUNPROOF_TEST_ROOT_URL: rootUrl, RUNPROOF_TEST_TEMPLATE: TEMPLATE },
+    env: {
+      ...process.env,
+      RUNPROOF_TEST_ROOT_URL: rootUrl,
+      RUNPROOF_TEST_TEMPLATE: TEMPLATE,
+      // One password for runproof_authenticator (a cluster-wide role) for the whole run, so
+      // GraphQL servers started by parallel tests agree on it instead of racing to change it.
+      RUNPROOF_AUTHENTICATOR_PASSWORD: process.env.RUNPROOF_AUTHENTICATOR_PASSWORD || randomBytes(18).toString("hex"),
+    },
   });
   const child = ava;
   return new Promise<number>((resolve, reject) => {
