@@ -75,3 +75,19 @@ test.serial('row level security is on for every table in the exposed schema', as
      where n.nspname = 'runproof' and c.relkind = 'r' and not c.relrowsecurity`);
   t.deepEqual(rows, []);
 });
+
+test.serial('no RunProof function is executable by PUBLIC; the tenant role has only its explicit grants', async (t) => {
+  const { rows } = await db.pool.query(
+    `select p.oid::regprocedure::text as name from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('runproof', 'runproof_private')
+       and exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a where a.grantee = 0 and a.privilege_type = 'EXECUTE')`);
+  t.deepEqual(rows, []);
+  const { rows: [r] } = await db.pool.query(
+    `select has_function_privilege('runproof_tenant', 'runproof_private.create_tenant(text, numeric)', 'execute') as create_tenant,
+            has_function_privilege('runproof_tenant', 'runproof_private.record_step(uuid, uuid, uuid, integer, integer, text, text, jsonb, jsonb, text, timestamptz, timestamptz, numeric, numeric, text, text)', 'execute') as record_step,
+            has_function_privilege('runproof_tenant', 'runproof.verify_all()', 'execute') as verify_all,
+            has_function_privilege('runproof_tenant', 'runproof.run_proof(uuid, uuid)', 'execute') as run_proof,
+            has_function_privilege('runproof_tenant', 'runproof.enqueue_run(uuid, uuid, text, text, jsonb, text, integer)', 'execute') as enqueue_run,
+            has_function_privilege('runproof_authenticator', 'runproof_private.authenticate(text)', 'execute') as authenticate`);
+  t.deepEqual(r, { create_tenant: false, record_step: false, verify_all: false, run_proof: true, enqueue_run: true, authenticate: true });
+});
