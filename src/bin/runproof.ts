@@ -1,56 +1,214 @@
 #!/usr/bin/env -S node --import=tsx
-// The runproof command. Every command that writes calls the same SQL functions the other
-// interfaces call (runproof.enqueue_run, ...): there is one creation path.
-import { Command } from "commander";
-import { loadConfig } from "../lib/config.ts";
-import { resolveDatabase } from "../lib/database.ts";
-import { createLogger } from "../lib/log.ts";
-import { migrateDatabase } from "../lib/migrate.ts";
+// The runproof command: only the wiring of commands, options and exit codes. The commands live
+// in src/cli/<command>.ts and are loaded on demand, so `proof verify` (offline) never loads any
+// database code. Every command that writes calls the same SQL functions the other interfaces
+// call (runproof.enqueue_run, ...): there is one creation path.
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  centsArg, describeError, EXIT, EXIT_CODES_HELP, exitCodeFor, OFFLINE_HELP, nonNegativeIntArg, positiveIntArg, runStatusArg, uuidArg,
+} from "../cli/common.ts";
 
 const program = new Command("runproof")
   .description("RunProof: a tamper-evident run ledger in Postgres")
-  .showHelpAfterError();
+  .usage("<command> [options]")
+  .showHelpAfterError("(add --help for usage)")
+  // Options belong to the command they follow (`proof verify FILE --json` is verify's --json).
+  .enablePositionalOptions()
+  // Commander errors become exceptions, so usage errors get exit code 2 (see main below).
+  .exitOverride();
 
-/** Resolves the database (embedded unless DATABASE_URL is set) and keeps it up until the process ends. */
-async function database(log: (m: string) => void) {
-  const db = await resolveDatabase({ log });
-  return db;
-}
+const json = () => new Option("--json", "print JSON instead of a table");
+const tenantOpt = (required: boolean, what = "the tenant") =>
+  new Option("-t, --tenant-id <uuid>", what).argParser(uuidArg).makeOptionMandatory(required);
+const portArg = (v: string) => {
+  const n = nonNegativeIntArg(v);
+  if (n > 65535) throw new InvalidArgumentError(`port ${v} is out of range.`);
+  return n;
+};
 
-function waitForSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));
-  });
-}
+// ------------------------------------------------------------------------------------------
+// Servers and maintenance
+// ------------------------------------------------------------------------------------------
+
+program.command("start")
+  .description("database (embedded unless DATABASE_URL), migrations, a worker and the GraphQL server in one process; prints a demo tenant's new API key and examples")
+  .option("-p, --port <port>", "GraphQL port (default RUNPROOF_PORT, 5678; 0 picks a free one)", portArg)
+  .option("--host <host>", "address to listen on", "127.0.0.1")
+  .option("-c, --concurrency <n>", "worker jobs at once (default RUNPROOF_WORKER_CONCURRENCY)", positiveIntArg)
+  .addOption(new Option("--json", "print the URL, key and ids as one JSON object"))
+  .action(async (opts) => (await import("../cli/start.ts")).startCommand(opts));
 
 program.command("migrate")
-  .description("apply the committed migrations (graphile-worker's schema first)")
-  .action(async () => {
-    const db = await database((m) => console.error(m));
-    try {
-      await migrateDatabase(db.url, { log: (m) => console.error(m) });
-      console.log("migrated");
-    } finally {
-      await db.stop();
-    }
-  });
+  .description("apply the committed migrations (graphile-worker's schema first); idempotent")
+  .action(async () => (await import("../cli/migrate.ts")).migrateCommand());
 
 program.command("worker")
-  .description("run a worker process: registers skills, then executes queued runs")
-  .option("-c, --concurrency <n>", "jobs at once", (v) => Number.parseInt(v, 10))
-  .action(async (opts: { concurrency?: number }) => {
-    const config = loadConfig();
-    const logger = createLogger(config, "worker");
-    const db = await database((m) => logger.info(m));
-    const { startWorker } = await import("../worker.ts");
-    const worker = await startWorker({ connectionString: db.url, config, concurrency: opts.concurrency, logger });
-    console.error(`worker ${worker.processId} running; Ctrl-C to stop`);
-    await waitForSignal();
-    await worker.stop();
-    await db.stop();
-  });
+  .description("run a worker process: registers the skills, then executes queued runs until Ctrl-C")
+  .option("-c, --concurrency <n>", "jobs at once (default RUNPROOF_WORKER_CONCURRENCY)", positiveIntArg)
+  .action(async (opts) => (await import("../cli/worker.ts")).workerCommand(opts));
 
-program.parseAsync().catch((e: unknown) => {
-  console.error(`runproof: ${(e as Error).message}`);
-  process.exitCode = 1;
-});
+program.command("serve")
+  .description("run the GraphQL server only (API keys map to tenants; run workers separately)")
+  .option("-p, --port <port>", "port (default RUNPROOF_PORT, 5678; 0 picks a free one)", portArg)
+  .option("--host <host>", "address to listen on", "127.0.0.1")
+  .action(async (opts) => (await import("../cli/serve.ts")).serveCommand(opts));
+
+// ------------------------------------------------------------------------------------------
+// Tenants, API keys, agents, skills
+// ------------------------------------------------------------------------------------------
+
+const tenant = program.command("tenant").description("create and list tenants");
+tenant.command("create")
+  .description("create a tenant (runproof_private.create_tenant)")
+  .argument("<name>", "a unique name")
+  .option("-b, --budget-cents <n>", "daily budget in cents", centsArg, 10000)
+  .addOption(json())
+  .action(async (name, opts) => (await import("../cli/tenant.ts")).tenantCreate(name, opts));
+tenant.command("list")
+  .description("list tenants with their budgets and counts")
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/tenant.ts")).tenantList(opts));
+
+const apiKey = program.command("api-key").description("create, revoke and list API keys (only a key's SHA-256 is stored)");
+apiKey.command("create")
+  .description("create an API key for a tenant and print it, once")
+  .addOption(tenantOpt(true))
+  .option("-l, --label <text>", "what the key is for", "")
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/api-key.ts")).apiKeyCreate(opts));
+apiKey.command("revoke")
+  .description("revoke an API key: it authenticates nothing from then on")
+  .argument("<key-id>", "the key's id (runproof api-key list)", uuidArg)
+  .addOption(tenantOpt(true))
+  .addOption(json())
+  .action(async (keyId, opts) => (await import("../cli/api-key.ts")).apiKeyRevoke(keyId, opts));
+apiKey.command("list")
+  .description("list a tenant's keys: id, prefix, label, created, revoked (never the key)")
+  .addOption(tenantOpt(true))
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/api-key.ts")).apiKeyList(opts));
+
+const agent = program.command("agent").description("create and list agents");
+agent.command("create")
+  .description("create an agent for a tenant (runproof.create_agent)")
+  .addOption(tenantOpt(true))
+  .requiredOption("-n, --name <name>", "a name, unique within the tenant")
+  .option("-d, --description <text>", "what the agent does")
+  .option("-s, --allowed-skills <list>", "comma-separated skills its runs may call (default: every registered skill)")
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/agent.ts")).agentCreate(opts));
+agent.command("list")
+  .description("list a tenant's agents")
+  .addOption(tenantOpt(true))
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/agent.ts")).agentList(opts));
+
+const skills = program.command("skills").description("the skill registry");
+skills.command("list")
+  .description("list the registered skills (plans may only name these)")
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/skills.ts")).skillsList(opts));
+
+// ------------------------------------------------------------------------------------------
+// Runs
+// ------------------------------------------------------------------------------------------
+
+program.command("run")
+  .description("enqueue a run (runproof.enqueue_run); with --wait, follow it live and print its proof")
+  .addOption(tenantOpt(true))
+  .requiredOption("-a, --agent <id-or-name>", "the agent (its id or its name)")
+  .requiredOption("-g, --goal <text>", "what the run is for; without --plan-file the planner turns it into a plan")
+  .option("--origin-system-id <id>", "the system creating the run", "runproof-cli")
+  .option("--plan-file <file>", "a JSON plan {\"version\":1,\"steps\":[{\"skill\":...,\"input\":{...}}]} ('-' reads stdin)")
+  .option("--idempotency-key <key>", "the same key for the same tenant returns the same run")
+  .option("--max-attempts <n>", "attempts before a transient failure fails the run (1-20)", positiveIntArg, 3)
+  .option("-w, --wait", "follow the run live until it ends; exit 0 only if it succeeded")
+  .option("--timeout <seconds>", "with --wait: give up after this long (exit 1; the run carries on)", positiveIntArg)
+  .addOption(json())
+  .addHelpText("after", `
+With --wait, one line is printed per recorded step (index, plan step, skill, status, duration,
+cost), then the final status and the proof summary; exit 0 if the run succeeded, 1 otherwise.
+Ctrl-C stops following (exit 130); the run itself carries on.`)
+  .action(async (opts) => (await import("../cli/run.ts")).runCommand({ ...opts, timeout: opts.timeout === undefined ? undefined : opts.timeout * 1000 }));
+
+const runs = program.command("runs").description("inspect runs");
+runs.command("get")
+  .description("a run with its plan, traces, steps and incidents")
+  .argument("<run-id>", "the run", uuidArg)
+  .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
+  .addOption(json())
+  .action(async (runId, opts) => (await import("../cli/runs.ts")).runsGet(runId, opts));
+runs.command("list")
+  .description("recent runs, newest first")
+  .addOption(tenantOpt(false, "only this tenant's runs"))
+  .option("-s, --status <status>", "only runs with this status", runStatusArg)
+  .option("-n, --limit <n>", "at most this many", positiveIntArg, 20)
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/runs.ts")).runsList(opts));
+
+// ------------------------------------------------------------------------------------------
+// Proofs
+// ------------------------------------------------------------------------------------------
+
+const proof = program.command("proof")
+  .description("verify a run in the database (runproof.run_proof); export and offline-verify proof bundles")
+  .argument("<run-id>", "the run", uuidArg)
+  .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
+  .addOption(json())
+  .addHelpText("after", `
+Prints integrity model, verification status, chain length, root hash, trace and step counts and,
+unless VERIFIED, the first bad attempt/trace/step and the reason. Exit 3 unless VERIFIED.`)
+  .action(async (runId, opts) => (await import("../cli/proof.ts")).proofShow(runId, opts));
+proof.command("export")
+  .description("write a run's proof bundle (JSON: canonical step bytes, hashes, seals)")
+  .argument("<run-id>", "the run", uuidArg)
+  .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
+  .option("-o, --output <file>", "write here instead of stdout")
+  .action(async (runId, opts) => (await import("../cli/proof.ts")).proofExport(runId, opts));
+proof.command("verify")
+  .description("verify a bundle OFFLINE: no database, nor DATABASE_URL, is used; SHA-256 only")
+  .argument("<bundle-file>", "a file written by proof export ('-' reads stdin)")
+  .option("--expect-root <hex>", "also require this run root (one you recorded outside the database)")
+  .addOption(json())
+  .action(async (file, opts) => (await import("../cli/proof-verify.ts")).proofVerify(file, opts));
+
+program.command("verify-all")
+  .description("DBA scan: run_proof for every run (progress bar on stderr), plus orphaned traces and steps")
+  .addOption(tenantOpt(false, "only this tenant"))
+  .option("--batch-size <n>", "runs verified per query", positiveIntArg, 50)
+  .option("--no-progress", "no progress bar")
+  .addOption(json())
+  .addHelpText("after", `
+Exit 0 when every run is VERIFIED or IN_PROGRESS and nothing is orphaned, 3 otherwise.`)
+  .action(async (opts) => (await import("../cli/verify-all.ts")).verifyAll(opts));
+
+program.command("demo")
+  .description("a narrated, one-minute tour: a run, its proof, a refused UPDATE, a superuser's edit caught, offline bundles")
+  .option("--pause-ms <ms>", "pause between sections", nonNegativeIntArg, 5000)
+  .option("--out-dir <dir>", "where to write the bundles (default: a new temporary directory)")
+  .action(async (opts) => (await import("../cli/demo.ts")).demoCommand(opts));
+
+// The exit codes in every command's help.
+(function addExitCodes(cmd: Command) {
+  const offline = cmd.name() === "verify" && cmd.parent?.name() === "proof";
+  cmd.addHelpText("after", offline ? OFFLINE_HELP : EXIT_CODES_HELP);
+  for (const sub of cmd.commands) addExitCodes(sub);
+})(program);
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; everything else commander rejects is a usage error (it printed why).
+      return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    process.stderr.write(`runproof: ${describeError(e)}\n`);
+    return exitCodeFor(e);
+  }
+}
+
+process.exitCode = await main(process.argv);
+// Everything a command opened is closed by now; should a stray handle linger, do not hang.
+setTimeout(() => process.exit(), 3000).unref();
