@@ -8,7 +8,7 @@ import { Logger as WorkerLogger, run, type Runner } from "graphile-worker";
 import pg from "pg";
 import type { Config } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
-import type { WorkerContext } from "./lib/worker-context.ts";
+import { isConnectionLost, type WorkerContext } from "./lib/worker-context.ts";
 import { builtinSkills, registerSkillsInDatabase, SkillRegistry } from "./skills/registry.ts";
 import type { Skill } from "./skills/types.ts";
 import { createExecuteRunTask } from "../tasks/execute_run.ts";
@@ -30,6 +30,8 @@ export interface WorkerOptions {
   skills?: Skill[];
   /** How often graphile-worker polls when LISTEN/NOTIFY is quiet (ms). */
   pollInterval?: number;
+  /** On stop, how long running steps may finish before they are aborted (ms; default 5000). */
+  shutdownAbortMs?: number;
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
@@ -40,6 +42,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   // A lost connection must not crash the process: the job retries and crash recovery resumes the run.
   pool.on("error", (e) => logger.error({ err: e.message }, "idle database connection failed"));
   pool.on("connect", (client) => client.on("error", (e) => logger.error({ err: e.message }, "database connection failed")));
+  retryConnectWhileDatabaseIsDown(pool, logger);
   const processId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   // Skills first: a plan may only name registered skills, and this worker must know them all.
@@ -79,6 +82,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     concurrency,
     noHandleSignals: true,
     pollInterval: opts.pollInterval ?? 1000,
+    preset: { worker: { gracefulShutdownAbortTimeout: opts.shutdownAbortMs ?? 5000 } },
     taskList: {
       plan_run: createPlanRunTask(ctx),
       execute_run: createExecuteRunTask(ctx),
@@ -96,11 +100,40 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
-      await runner.stop();
+      // After a forceful runner.kill() the runner is already stopped; the rest still needs doing.
+      await runner.stop().catch((e: Error) => { if (!/already stopped/i.test(e.message)) throw e; });
+      // graphile-worker may still be writing job outcomes (after a kill, asynchronously).
+      await runner.promise.catch(() => {});
       await pool.query(`delete from runproof_private.worker_heartbeats where process_id = $1`, [processId]).catch(() => {});
       await pool.end();
     },
   };
+}
+
+/**
+ * graphile-worker completes and fails jobs without awaiting the promise, and does not retry a
+ * refused connection: with the database restarting, the rejection went unhandled and killed the
+ * process. Its connections come from pool.connect() (the promise form); this makes that form
+ * wait for the database (backing off up to 2 s) for up to `maxWaitMs`, so a restart or a short
+ * outage only delays those writes. Our own queries (pool.query) fail fast as before.
+ */
+export function retryConnectWhileDatabaseIsDown(pool: pg.Pool, logger: Logger, maxWaitMs = 120_000): void {
+  const connect = pool.connect.bind(pool) as (cb?: unknown) => unknown;
+  pool.connect = ((cb?: unknown) => {
+    if (cb) return connect(cb);
+    return (async () => {
+      const deadline = Date.now() + maxWaitMs;
+      for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+        try {
+          return await (connect() as Promise<pg.PoolClient>);
+        } catch (e) {
+          if (!isConnectionLost(e) || Date.now() + delay > deadline) throw e;
+          logger.warn({ err: (e as Error).message, retry_in_ms: delay }, "database unreachable; waiting for it");
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    })();
+  }) as typeof pool.connect;
 }
 
 /** graphile-worker's own log lines, through our pino logger (quiet unless something is wrong). */

@@ -9,7 +9,7 @@ import { redact } from "../src/lib/redact.ts";
 import { runSkill } from "../src/skills/registry.ts";
 import { SkillError } from "../src/skills/types.ts";
 import {
-  inTransaction, runJobPayload, TERMINAL, type RunRow, type WorkerContext,
+  inTransaction, isConnectionLost, runJobPayload, TERMINAL, type RunRow, type WorkerContext,
 } from "../src/lib/worker-context.ts";
 
 interface Attempt { tenantId: string; runId: string; traceId: string }
@@ -67,7 +67,9 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
       // The previous holder of this job died mid-attempt: close its trace as aborted first.
       ({ rows: [run] } = await ctx.pool.query<RunRow>(
         `select * from runproof_private.recover_orphan($1, $2, $3)`, [tenantId, runId, helpers.job.locked_by]));
-      log.warn({ resume_at: run.next_plan_step }, "recovered a run abandoned by a dead worker");
+      log.warn({ resume_at: run.next_plan_step, status: run.status }, "recovered a run abandoned by a dead worker");
+      // Abandoned too often without progress: recover_orphan failed the run.
+      if (TERMINAL.has(run.status)) return;
     }
     const cancelReason = await cancelRequested(ctx, tenantId, runId);
     if (cancelReason !== null) {
@@ -88,10 +90,18 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
     } catch (e) {
       // Something outside a skill failed (the database, a bug): never leave the trace running.
       log.error({ err: (e as Error).message }, "attempt failed unexpectedly");
-      await endAttempt(ctx.pool, a, {
-        traceStatus: "aborted", runStatus: "retrying", error: `worker error: ${(e as Error).message}`,
-        incident: "step_failed", retryAt: new Date(Date.now() + ctx.config.retryBaseMs),
-      }).catch((e2) => log.error({ err: (e2 as Error).message }, "could not close the attempt; crash recovery will"));
+      try {
+        await endAttempt(ctx.pool, a, {
+          traceStatus: "aborted", runStatus: "retrying", error: `worker error: ${(e as Error).message}`,
+          incident: "step_failed", retryAt: new Date(Date.now() + ctx.config.retryBaseMs),
+        });
+      } catch (e2) {
+        // The database is unreachable (or the close failed): fail the job, so graphile-worker runs
+        // it again later and recover_orphan closes this attempt then. Returning normally would
+        // complete the job and leave the run running with no job to finish it.
+        log.error({ err: (e2 as Error).message }, "could not close the attempt; the job will be retried and recover it");
+        throw e;
+      }
     }
   };
 }
@@ -144,31 +154,26 @@ async function executeSteps(
     }
 
     const startedAt = new Date();
-    try {
-      if (!skill) throw new SkillError(`skill ${step.skill} is not loaded in this worker`, { code: "SKILL_NOT_LOADED", transient: false });
-      const result = await runSkill(skill, step.input, {
-        tenantId: a.tenantId, agentId: run.agent_id, runId: a.runId, traceId: a.traceId, planStep, stepIndex,
-        idempotencyKey: `${a.runId}:${planStep}`, signal: helpers.abortSignal, pool: ctx.pool, config: ctx.config,
-      }, step.timeout_ms ?? skill.defaultTimeoutMs);
-      await recordStep(ctx.pool, a, {
-        stepIndex, planStep, skill: step.skill, status: "succeeded", input: step.input, output: result.output ?? null,
-        error: null, startedAt, finishedAt: new Date(), durationMs: result.durationMs, costCents: result.costCents ?? 0,
-      });
-    } catch (e) {
-      const err = e instanceof SkillError ? e
-        : new SkillError((e as Error).message ?? String(e), { code: "SKILL_ERROR", transient: false, cause: e });
+    // A failed step ends the attempt: recorded with its error, the run retried (transient) or failed.
+    const failStep = async (err: SkillError) => {
       const finishedAt = new Date();
       const { rows: [{ failed }] } = await ctx.pool.query<{ failed: number }>(
         `select count(*)::int + 1 as failed from runproof.traces where tenant_id = $1 and run_id = $2 and status = 'failed'`,
         [a.tenantId, a.runId]);
       const message = `${err.code}: ${err.message}`;
+      // A worker shutting down aborts the call: the attempt is abandoned (aborted), not failed,
+      // so it does not count against max_attempts, and the run resumes at once elsewhere.
+      const shutdown = err.code === "ABORTED" && helpers.abortSignal.aborted;
       await inTransaction(ctx.pool, async (c) => {
         await recordStep(c, a, {
           stepIndex, planStep, skill: step.skill, status: "failed", input: step.input,
           output: err.details ? { error: err.toJSON() } : null, error: message,
           startedAt, finishedAt, durationMs: err.durationMs ?? finishedAt.getTime() - startedAt.getTime(), costCents: 0,
         });
-        await endAttempt(c, a, {
+        await endAttempt(c, a, shutdown ? {
+          traceStatus: "aborted", runStatus: "retrying", error: `step ${planStep} (${step.skill}) interrupted: the worker shut down`,
+          metadata: { aborted_because: "worker shutdown" },
+        } : {
           traceStatus: "failed", runStatus: err.transient ? "retrying" : "failed",
           error: `step ${planStep} (${step.skill}) failed: ${message}`,
           incident: err.transient ? "step_failed" : "run_failed",
@@ -177,6 +182,34 @@ async function executeSteps(
         });
       });
       log.warn({ plan_step: planStep, code: err.code, transient: err.transient }, "step failed");
+    };
+
+    let result: Awaited<ReturnType<typeof runSkill>>;
+    try {
+      if (!skill) throw new SkillError(`skill ${step.skill} is not loaded in this worker`, { code: "SKILL_NOT_LOADED", transient: false });
+      result = await runSkill(skill, step.input, {
+        tenantId: a.tenantId, agentId: run.agent_id, runId: a.runId, traceId: a.traceId, planStep, stepIndex,
+        idempotencyKey: `${a.runId}:${planStep}`, signal: helpers.abortSignal, pool: ctx.pool, config: ctx.config,
+      }, step.timeout_ms ?? skill.defaultTimeoutMs);
+    } catch (e) {
+      await failStep(e instanceof SkillError ? e
+        : new SkillError((e as Error).message ?? String(e), { code: "SKILL_ERROR", transient: false, cause: e }));
+      return;
+    }
+    try {
+      await recordStep(ctx.pool, a, {
+        stepIndex, planStep, skill: step.skill, status: "succeeded", input: step.input, output: result.output ?? null,
+        error: null, startedAt, finishedAt: new Date(), durationMs: result.durationMs, costCents: result.costCents ?? 0,
+      });
+    } catch (e) {
+      // A lost database connection is not the step's failure: end the attempt like any worker
+      // error (the outer catch), and a later attempt repeats the step with the same idempotency key.
+      if (isConnectionLost(e)) throw e;
+      // Anything else will not go better next time: an output Postgres refuses (a NUL character
+      // in a JSON string, nesting too deep to serialise). The step fails with that reason.
+      const pe = e as { code?: string; message?: string };
+      await failStep(new SkillError(`the output could not be recorded${pe.code ? ` (${pe.code})` : ""}: ${pe.message ?? String(e)}`,
+        { code: "OUTPUT_NOT_STORABLE", transient: false, cause: e }));
       return;
     }
   }

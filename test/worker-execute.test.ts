@@ -209,3 +209,4 @@ test("run status changes and steps are announced with NOTIFY", async (t) => {
     await listener.end();
   }
 });
+
