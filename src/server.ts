@@ -19,6 +19,7 @@ import { SafeError } from "postgraphile/grafast";
 import { grafserv } from "postgraphile/grafserv/node";
 import { ApiKeyAuthenticator, type AuthError } from "./graphql/auth.ts";
 import { makeMaskError, newErrorId } from "./graphql/errors.ts";
+import { checkJsonBody } from "./graphql/input-guard.ts";
 import { makeRunProofPgService, makeRunProofPreset } from "./graphql/preset.ts";
 import { ensureAuthenticator } from "./lib/authenticator.ts";
 import type { Config } from "./lib/config.ts";
@@ -141,6 +142,27 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
           if (!result.ok) return unauthorized(result.error);
           const req = digest.requestContext.node?.req;
           if (req) tenantByRequest.set(req, result.tenantId);
+          // Input Postgres would store altered or choke on (src/graphql/input-guard.ts): refuse it here.
+          // The body is read once and kept for grafserv.
+          const readBody = digest.getBody.bind(digest);
+          let body: ReturnType<typeof readBody> | undefined;
+          digest.getBody = () => (body ??= readBody());
+          let read;
+          try {
+            read = await digest.getBody();
+          } catch {
+            return next(); // too large, or the client went away: grafserv answers that itself
+          }
+          const problem = read.type === "buffer" && /json/i.test(headers["content-type"] ?? headers["Content-Type"] ?? "")
+            ? checkJsonBody(read.buffer) : null;
+          if (problem) {
+            return {
+              type: "json" as const,
+              statusCode: 400,
+              headers: { "content-type": "application/json; charset=utf-8" },
+              json: { errors: [{ message: problem.message, extensions: { code: problem.code } }] },
+            };
+          }
           return next();
         },
       },

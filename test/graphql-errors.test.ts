@@ -1,7 +1,7 @@
 // Error mapping: errors the ledger raises on purpose (SQLSTATE RP***, 23***, 28000,
-// 42501, P0001) reach the client with their message and extensions { code, hint,
-// detail }; anything unexpected is masked to a generic message with an error id,
-// and the real error is logged under that id.
+// 42501, P0001) and data exceptions about the caller's input (22***) reach the client
+// with their message and extensions { code, hint, detail }; anything unexpected is
+// masked to a generic message with an error id, and the real error is logged under that id.
 import test from "ava";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { apiTenant, gql, startTestServer, type ApiTenant, type TestServer } from "./helpers/graphql.ts";
@@ -79,23 +79,42 @@ test("state errors are RPSTS: archiving twice", async (t) => {
   t.is(second.body.errors?.[0]?.extensions?.hint, "archival happens once");
 });
 
-test("an unexpected database error is masked: generic message, error id, no SQL, no stack; logged under the id", async (t) => {
-  // A NUL character cannot be stored in Postgres text: a driver-level error (22021), not a ledger one.
+test("input Postgres cannot store (a NUL character) is a clear data exception (22021), not a masked error", async (t) => {
   const { r, error } = await enqueueError({ goal: "bad\u0000goal" });
+  t.is(r.status, 200);
+  t.deepEqual(r.body.data, { enqueueRun: null });
+  t.is(error?.extensions?.code, "22021");
+  t.is(error?.message, 'invalid byte sequence for encoding "UTF8": 0x00');
+  const raw = JSON.stringify(r.body);
+  for (const leak of ["insert", "select", "runproof.", "stack", "at "]) {
+    t.false(raw.includes(leak), `response must not contain ${JSON.stringify(leak)}`);
+  }
+});
+
+test("an unexpected database error is masked: generic message, error id, no SQL, no stack; logged under the id", async (t) => {
+  // Break the database under the server: a function its SQL calls disappears (42883, nothing the caller did).
+  await db.pool.query(`alter function runproof.runs_plan_step_count(runproof.runs) rename to runs_plan_step_count_gone`);
+  let r;
+  try {
+    r = await gql(server.url, a.apiKey, `{ runs { nodes { id planStepCount } } }`);
+  } finally {
+    await db.pool.query(`alter function runproof.runs_plan_step_count_gone(runproof.runs) rename to runs_plan_step_count`);
+  }
+  const error = r.body.errors?.[0];
   t.is(r.status, 200);
   t.regex(error?.message ?? "", /^An unexpected error occurred \(error id [0-9a-f]{12}\)/);
   const errorId = error?.extensions?.errorId;
   t.regex(errorId, /^[0-9a-f]{12}$/);
   t.deepEqual(error?.extensions, { code: "INTERNAL_SERVER_ERROR", errorId });
   const raw = JSON.stringify(r.body);
-  for (const leak of ["UTF8", "0x00", "insert", "select", "runproof.", "stack", "at "]) {
+  for (const leak of ["runs_plan_step_count", "does not exist", "select", "runproof.", "stack", "at "]) {
     t.false(raw.includes(leak), `response must not contain ${JSON.stringify(leak)}`);
   }
   const logged = server.logs.find((l) => l.errorId === errorId);
   t.truthy(logged, "the masked error is logged with its id");
   t.is(logged?.level, 50);
-  t.is(logged?.sqlstate, "22021");
-  t.regex(JSON.stringify(logged?.err), /invalid byte sequence/);
+  t.is(logged?.sqlstate, "42883");
+  t.regex(JSON.stringify(logged?.err), /does not exist/);
 });
 
 test("GraphQL validation errors are returned as they are", async (t) => {

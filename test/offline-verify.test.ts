@@ -17,7 +17,7 @@ test.before(async () => {
 test.after.always(async () => db?.drop());
 
 const FIELDS = ["verification_status", "chain_length", "root_hash", "trace_count", "step_count",
-  "first_bad_attempt", "first_bad_trace_id", "first_bad_step_index", "reason"] as const;
+  "first_bad_attempt", "first_bad_trace_id", "first_bad_step_index", "reason", "guard_status", "guard_detail"] as const;
 
 async function agree(t: any, runId: string, label: string) {
   const sql = await runProof(db.pool, f.tenantId, runId);
@@ -38,6 +38,16 @@ test.serial("the offline verifier agrees with run_proof on intact, unfinished an
       return runId;
     }],
     ["empty running trace", async () => { const r = await insertRun(db.pool, f); await startAttempt(db.pool, f, r); return r; }],
+    ["recorded while a guard was changed (UNGUARDED)", async () => {
+      const runId = await insertRun(db.pool, f);
+      const tr = await startAttempt(db.pool, f, runId);
+      await appendStep(db.pool, f, runId, tr, 0);
+      await db.pool.query(`alter table runproof.incidents alter column severity set default 'info'`);
+      await db.pool.query(`alter table runproof.incidents alter column severity set default 'error'`);
+      await appendStep(db.pool, f, runId, tr, 1);
+      t.is((await runProof(db.pool, f.tenantId, runId) as any).guard_status, "UNGUARDED");
+      return runId;
+    }],
   ];
   const tampers: [string, (tr: string[]) => string][] = [
     ["(a) content edited", () => `update runproof.trace_steps set output = '{"x":1}' where trace_id = $1 and step_index = 2`],

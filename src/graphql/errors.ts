@@ -5,6 +5,8 @@
 // extensions { code: SQLSTATE, hint, detail }. These are the classes:
 //   RP***  RunProof's own (RPVAL invalid input, RPNFD not found, RPORS reserved
 //          origin, RPSTS wrong status, RPIMM immutability, RPPLN/RPSKL plan, ...)
+//   22***  data exceptions: input Postgres cannot take as it is (a NUL byte, an invalid
+//          UTF-8 sequence, \u0000 or a lone surrogate in JSON, a malformed value)
 //   23***  integrity constraint violations (not null, check, foreign key, unique)
 //   28000  invalid authorization (unknown or revoked API key)
 //   42501  insufficient privilege (e.g. another tenant's id)
@@ -28,7 +30,7 @@ export interface PgLikeError {
 
 /** SQLSTATEs whose message is written for the caller. */
 export function isLedgerSqlState(code: string): boolean {
-  return /^RP[0-9A-Z]{3}$/.test(code) || /^23[0-9A-Z]{3}$/.test(code) || code === "28000" || code === "42501" || code === "P0001";
+  return /^RP[0-9A-Z]{3}$/.test(code) || /^2[23][0-9A-Z]{3}$/.test(code) || code === "28000" || code === "42501" || code === "P0001";
 }
 
 function isPgError(e: unknown): e is PgLikeError {

@@ -20,6 +20,12 @@ export interface OfflineProof {
   first_bad_trace_id: string | null;
   first_bad_step_index: number | null;
   reason: string | null;
+  /**
+   * The database's guard status at export (GUARDED, UNGUARDED, UNAUDITED; from its DDL audit),
+   * copied from the bundle's database_proof: reported, not recomputed, since no hash covers it.
+   */
+  guard_status?: string | null;
+  guard_detail?: string | null;
 }
 
 const TERMINAL = new Set(["succeeded", "failed", "halted", "cancelled"]);
@@ -109,6 +115,7 @@ export function verifyBundle(raw: unknown): OfflineProof {
     integrity_model: "HASH_CHAIN", verification_status: "VERIFIED", tenant_id: null, run_id: null,
     chain_length: 0, root_hash: null, trace_count: 0, step_count: 0,
     first_bad_attempt: null, first_bad_trace_id: null, first_bad_step_index: null, reason: null,
+    guard_status: null, guard_detail: null,
   };
   if (!parsed.success) {
     out.verification_status = "INVALID_BUNDLE";
@@ -118,6 +125,9 @@ export function verifyBundle(raw: unknown): OfflineProof {
   const b: Bundle = parsed.data;
   out.tenant_id = b.tenant_id;
   out.run_id = b.run_id;
+  const reported = (k: string) => (typeof b.database_proof[k] === "string" ? (b.database_proof[k] as string) : null);
+  out.guard_status = reported("guard_status");
+  out.guard_detail = reported("guard_detail");
   let status: Status | null = null;
   const fail = (s: Status, reason: string, attempt: number | null = null, traceId: string | null = null, step: number | null = null) => {
     if (status !== null) return;
