@@ -26,7 +26,9 @@ test('a finished multi-attempt run is VERIFIED with its counts and a recomputabl
   t.like(p, { integrity_model: 'HASH_CHAIN', verification_status: 'VERIFIED', chain_length: 12, trace_count: 3, step_count: 12 });
   const { rows } = await db.pool.query(`select id, root_hash from runproof.traces where run_id = $1 order by attempt`, [runId]);
   t.deepEqual(rows.map((r) => r.id), traceIds);
-  const root = sha256(sha256(`runproof.run/1|${f.tenantId}|${runId}`), ...rows.map((r) => r.root_hash as Buffer));
+  const { rows: [rc] } = await db.pool.query(`select runproof_private.run_canonical(r) as c from runproof.runs r where id = $1`, [runId]);
+  t.like(JSON.parse(rc.c.toString('utf8')), ['runproof.run/1', f.tenantId, runId, f.agentId, 'test goal', 'ava-test']);
+  const root = sha256(sha256(`runproof.run/1|${f.tenantId}|${runId}`), sha256(rc.c), ...rows.map((r) => r.root_hash as Buffer));
   t.is(p.root_hash, root.toString('hex'));
   const { rows: [run] } = await db.pool.query(`select root_hash, trace_count from runproof.runs where id = $1`, [runId]);
   t.deepEqual(run.root_hash, root);

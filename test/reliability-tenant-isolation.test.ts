@@ -185,6 +185,10 @@ const SQL_CASES: Record<string, (t: any) => Promise<void>> = {
     t.is(p.verification_status, "NOT_FOUND");
     t.is(p.root_hash, null);
   },
+  "runproof_private.run_canonical(runproof.runs)": async (t) => {
+    const { rows } = await asA((c) => c.query(`select runproof_private.run_canonical(r) from runproof.runs r where r.id = $1`, [b.run]));
+    t.deepEqual(rows, [], "B's run row is invisible, so its content cannot be read through it");
+  },
   "runproof_private.run_root_hash(uuid,uuid,bytea[])": async (t) => {
     const { rows: [r] } = await asA((c) => c.query(`select encode(runproof_private.run_root_hash($1, $2, '{}'), 'hex') as h`, [B.tenantId, b.run]));
     t.not(r.h, b.runRoot, "computed from what was given, not from B's traces");

@@ -43,6 +43,8 @@ export const bundleSchema = z.strictObject({
     plan: z.unknown(),
     created_at: z.string(),
     finished_at: z.string().nullable(),
+    /** The run's own canonical bytes (runproof_private.run_canonical), hashed into the run root. */
+    canonical: z.base64(),
   }),
   traces: z.array(bundleTraceSchema),
   /** What the database's run_proof said when the bundle was exported (informational). */
@@ -59,8 +61,9 @@ const hex = (b: Buffer | null) => (b ? b.toString("hex") : null);
 /** Exports a run as a bundle, reading as the caller (row level security applies to tenants). */
 export async function exportBundle(db: Queryable, tenantId: string, runId: string): Promise<Bundle> {
   const { rows: [run] } = await db.query(
-    `select tenant_id, agent_id, goal, origin_system_id, status, attempts, trace_count, root_hash, plan, created_at, finished_at
-       from runproof.runs where tenant_id = $1 and id = $2`, [tenantId, runId]);
+    `select tenant_id, agent_id, goal, origin_system_id, status, attempts, trace_count, root_hash, plan, created_at, finished_at,
+            runproof_private.run_canonical(r) as canonical
+       from runproof.runs r where tenant_id = $1 and id = $2`, [tenantId, runId]);
   if (!run) throw new Error(`run ${runId} not found for tenant ${tenantId}`);
   const { rows: traces } = await db.query(
     `select id, tenant_id, attempt, status, step_count, root_hash, started_at, completed_at
@@ -86,6 +89,7 @@ export async function exportBundle(db: Queryable, tenantId: string, runId: strin
       tenant_id: run.tenant_id, agent_id: run.agent_id, goal: run.goal, origin_system_id: run.origin_system_id,
       status: run.status, attempts: run.attempts, trace_count: run.trace_count, root_hash: hex(run.root_hash),
       plan: run.plan, created_at: iso(run.created_at)!, finished_at: iso(run.finished_at),
+      canonical: (run.canonical as Buffer).toString("base64"),
     },
     traces: traces.map((t) => ({
       id: t.id, tenant_id: t.tenant_id, attempt: t.attempt, status: t.status, step_count: t.step_count,

@@ -41,8 +41,26 @@ export const genesisHash = (tenantId: string, runId: string, traceId: string) =>
 
 export const stepHash = (prev: Buffer, canonical: Buffer) => sha256(prev, sha256(canonical));
 
-export const runRootHash = (tenantId: string, runId: string, traceRoots: Buffer[]) =>
-  sha256(sha256(`runproof.run/1|${tenantId}|${runId}`), ...traceRoots);
+export const runRootHash = (tenantId: string, runId: string, runCanonical: Buffer, traceRoots: Buffer[]) =>
+  sha256(sha256(`runproof.run/1|${tenantId}|${runId}`), sha256(runCanonical), ...traceRoots);
+
+/** Whether the run's hashed content says what the bundle's run fields say (so what is shown is what is proven). */
+function runContentMismatch(b: Bundle, canonical: Buffer): string | null {
+  let c: unknown;
+  try {
+    c = JSON.parse(canonical.toString("utf8"));
+  } catch {
+    return "the run's canonical content is not JSON";
+  }
+  if (!Array.isArray(c) || c[0] !== "runproof.run/1") return "the run's canonical content is not a runproof.run/1 record";
+  const [, tenant, id, agent, goal, origin, plan] = c;
+  if (tenant !== b.run.tenant_id || id !== b.run_id) return "the run's canonical content names another run";
+  if (agent !== b.run.agent_id) return "the run's agent_id differs from its hashed content";
+  if (goal !== b.run.goal) return "the run's goal differs from its hashed content";
+  if (origin !== b.run.origin_system_id) return "the run's origin_system_id differs from its hashed content";
+  if (JSON.stringify(plan) !== JSON.stringify(b.run.plan)) return "the run's plan differs from its hashed content";
+  return null;
+}
 
 interface TraceResult {
   status: Status;
@@ -154,7 +172,8 @@ export function verifyBundle(raw: unknown): OfflineProof {
     if (r.status === "IN_PROGRESS") inProgress = true;
     else if (r.status !== "VERIFIED") fail(r.status, `attempt ${t.attempt}: ${r.reason}`, t.attempt, t.id, r.firstBadStep);
   }
-  const root = runRootHash(b.run.tenant_id, b.run_id, roots);
+  const runCanonical = Buffer.from(b.run.canonical, "base64");
+  const root = runRootHash(b.run.tenant_id, b.run_id, runCanonical, roots);
   out.root_hash = root.toString("hex");
   if (out.trace_count < b.run.attempts) {
     fail("BROKEN", `the run made ${b.run.attempts} attempts but ${out.trace_count} traces exist: the trace of attempt ${out.trace_count + 1} is missing`, out.trace_count + 1);
@@ -166,6 +185,8 @@ export function verifyBundle(raw: unknown): OfflineProof {
       fail("TAMPERED", `the run's sealed root_hash ${b.run.root_hash ?? "NULL"} does not match the root recomputed from its traces ${out.root_hash}`);
     }
   }
+  const contentProblem = runContentMismatch(b, runCanonical);
+  if (contentProblem) fail("TAMPERED", contentProblem);
   if (b.run.tenant_id !== b.tenant_id) {
     fail("TAMPERED", `the run belongs to tenant ${b.run.tenant_id} but the bundle to tenant ${b.tenant_id}`);
   }
