@@ -36,7 +36,8 @@ test("proof of an intact run: a readable table, exit 0; --json is run_proof", as
   t.is(r.code, 0, r.stderr);
   const sql = await runProof(db.pool, f.tenantId, runId);
   for (const [label, value] of [["integrity model", "HASH_CHAIN"], ["verification status", "VERIFIED"], ["chain length", "6"],
-    ["root hash", sql.root_hash], ["traces", "2"], ["steps", "6"], ["run", runId], ["tenant", f.tenantId]]) {
+    ["root hash", sql.root_hash], ["traces", "2"], ["steps", "6"], ["run", runId], ["tenant", f.tenantId],
+    ["guards", (sql as { guard_status?: string }).guard_status ?? "GUARDED"]]) {
     t.regex(r.stdout, new RegExp(`│ ${label}\\s+│ ${value}\\s+│`), label);
   }
   t.notRegex(r.stdout, /first bad/, "no first bad step when verified");
