@@ -185,6 +185,14 @@ const SQL_CASES: Record<string, (t: any) => Promise<void>> = {
     t.is(p.verification_status, "NOT_FOUND");
     t.is(p.root_hash, null);
   },
+  "runproof_private.chain_faults(uuid,uuid,bytea,integer)": async (t) => {
+    const { rows: [r] } = await asA((c) => c.query(`select * from runproof_private.chain_faults($1, $2, sha256(''), 10)`, [B.tenantId, b.trace]));
+    t.deepEqual({ ...r }, { step_count: 0, first_bad: null }, "row level security: B's steps are not there for A");
+  },
+  "runproof_private.chain_faults_parallel(uuid,uuid,bytea)": async (t) => {
+    const { rows: [r] } = await asA((c) => c.query(`select * from runproof_private.chain_faults_parallel($1, $2, sha256(''))`, [B.tenantId, b.trace]));
+    t.deepEqual({ ...r }, { step_count: 0, first_bad: null }, "row level security: B's steps are not there for A");
+  },
   "runproof_private.run_canonical(runproof.runs)": async (t) => {
     const { rows } = await asA((c) => c.query(`select runproof_private.run_canonical(r) from runproof.runs r where r.id = $1`, [b.run]));
     t.deepEqual(rows, [], "B's run row is invisible, so its content cannot be read through it");
