@@ -56,6 +56,10 @@ export async function runAb(quick: boolean, outBase: string): Promise<void> {
     const facts = await serverFacts(pool);
     const current = await captureCurrent(pool);
     const proposed = fs.readFileSync(path.join(REPO_ROOT, "bench", "proposed.sql"), "utf8");
+    if (!proposed.replace(/--.*$/gm, "").trim()) {
+      log("bench/proposed.sql proposes nothing (its last proposals are migration 000008): no A/B to run");
+      return;
+    }
     let active: Variant = "current";
     const use = async (v: Variant) => {
       if (v !== active) await pool.query(v === "current" ? current : proposed);

@@ -307,20 +307,8 @@ export async function generateTrace(pool: pg.Pool, t: Tenant, steps: number, chu
   return o;
 }
 
-export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
-  try {
-    await c.query("begin");
-    const out = await fn(c);
-    await c.query("commit");
-    return out;
-  } catch (e) {
-    await c.query("rollback").catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
-}
+// One transaction helper for the project: the worker's.
+export { inTransaction } from "../src/lib/worker-context.ts";
 
 export function fmtInt(x: number): string {
   return Math.round(x).toLocaleString("en-US");

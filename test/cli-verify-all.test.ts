@@ -71,3 +71,18 @@ test("tampered, broken and orphaned rows: listed like runproof.verify_all(), exi
   await completedRun(db.pool, onlyFine);
   t.is((await runCli(["verify-all", "--tenant-id", onlyFine.tenantId], { env })).code, 0);
 });
+
+test("a guard switched off: the CLI reports the same ledger-wide row as runproof.verify_all(), exit 3", async (t) => {
+  const db = await createTestDatabase("cli-verify-all-guard");
+  t.teardown(() => db.drop());
+  const env = { DATABASE_URL: db.url };
+  const f = await createTenant(db.pool);
+  await completedRun(db.pool, f);
+  await db.pool.query(`alter table runproof.trace_steps disable trigger tg_trace_steps__append_only`);
+  const sql = (await db.pool.query(`select reason, guard_status from runproof.verify_all() where run_id is null`)).rows;
+  t.true(sql.length >= 1);
+  const j = await cliJson(["verify-all", "--no-progress"], { env, expect: 3 });
+  const ledgerRows = (j.problems as { run_id: string | null; reason: string; guard_status: string }[]).filter((p) => p.run_id === null);
+  t.deepEqual(ledgerRows.map((p) => [p.reason, p.guard_status]), sql.map((r) => [r.reason, r.guard_status]));
+  t.false(j.ok as boolean);
+});

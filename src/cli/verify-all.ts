@@ -1,12 +1,13 @@
-// runproof verify-all: a DBA's scan of the whole ledger. Runs are verified in batches (one
-// runproof.run_proof per run, in creation order) so the progress bar moves, then the rows no
-// run leads to are looked for, exactly as runproof.verify_all() does.
+// runproof verify-all: a DBA's scan of the whole ledger, reporting what runproof.verify_all()
+// reports. It calls the same SQL pieces (ledger_problems, run_proof_chain + guard_changes per
+// run, orphan_rows), but verifies the runs in batches, in creation order, so the bar moves.
 import { Presets, SingleBar } from "cli-progress";
 import { EXIT, err, out, printJson, table, truncate, withDatabase } from "./common.ts";
 
 interface Problem {
   tenant_id: string; run_id: string; trace_id: string | null; verification_status: string;
   first_bad_attempt: number | null; first_bad_step_index: number | null; reason: string | null;
+  guard_status?: string | null;
 }
 
 export async function verifyAll(opts: { tenantId?: string; batchSize: number; progress: boolean; json?: boolean }): Promise<void> {
@@ -27,23 +28,31 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
     let scanned = 0;
     let after: { created_at: string; id: string } | null = null;
     try {
+      // The ledger as a whole, now: a guard that is not live, an audit that is not (no run of its own).
+      const { rows: ledger } = await pool.query<Problem>(
+        `select null::uuid as tenant_id, null::uuid as run_id, null::uuid as trace_id, null::text as verification_status,
+                null::int as first_bad_attempt, null::int as first_bad_step_index, l.reason, l.guard_status
+           from runproof_private.ledger_problems() l`);
+      problems.push(...ledger);
       for (;;) {
         // Keyset pagination: runs created while the scan goes on are picked up or not, never twice.
         const { rows }: { rows: (Problem & { created_at: string })[] } = await pool.query<Problem & { created_at: string }>(
           // The cursor travels as text: a JS Date would drop the microseconds and never move past them.
           `select r.tenant_id, r.id as run_id, r.created_at::text as created_at, p.verification_status, p.first_bad_trace_id as trace_id,
-                  p.first_bad_attempt, p.first_bad_step_index, p.reason
-             from (select tenant_id, id, created_at from runproof.runs
+                  p.first_bad_attempt, p.first_bad_step_index, coalesce(p.reason, g.detail) as reason,
+                  case when g.changes > 0 then 'UNGUARDED' end as guard_status
+             from (select tenant_id, id, created_at, updated_at from runproof.runs
                     where ($1::uuid is null or tenant_id = $1)
                       and ($2::timestamptz is null or (created_at, id) > ($2::timestamptz, $3::uuid))
                     order by created_at, id limit $4) r
-             cross join lateral runproof.run_proof(r.tenant_id, r.id) p
+             cross join lateral runproof_private.run_proof_chain(r.tenant_id, r.id) p
+             cross join lateral runproof_private.guard_changes(r.created_at, r.updated_at) g
             order by r.created_at, r.id`,
           [opts.tenantId ?? null, after?.created_at ?? null, after?.id ?? null, opts.batchSize]);
         if (!rows.length) break;
         for (const r of rows) {
           counts[r.verification_status] = (counts[r.verification_status] ?? 0) + 1;
-          if (r.verification_status !== "VERIFIED" && r.verification_status !== "IN_PROGRESS") {
+          if ((r.verification_status !== "VERIFIED" && r.verification_status !== "IN_PROGRESS") || r.guard_status === "UNGUARDED") {
             const { created_at: _c, ...p } = r;
             problems.push(p);
           }
@@ -56,22 +65,13 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
         bar?.update(scanned, { problems: problems.length });
       }
 
-      // Rows no run leads to (the same queries as runproof.verify_all()).
-      const { rows: orphanTraces } = await pool.query<Problem>(
-        `select t.tenant_id, t.run_id, t.id as trace_id, 'BROKEN' as verification_status, t.attempt as first_bad_attempt,
-                null::int as first_bad_step_index, 'trace has no run row' as reason
-           from runproof.traces t
-          where ($1::uuid is null or t.tenant_id = $1)
-            and not exists (select 1 from runproof.runs r where r.tenant_id = t.tenant_id and r.id = t.run_id)
-          order by t.run_id, t.attempt`, [opts.tenantId ?? null]);
-      const { rows: orphanSteps } = await pool.query<Problem>(
-        `select s.tenant_id, s.run_id, s.trace_id, 'BROKEN' as verification_status, null::int as first_bad_attempt,
-                min(s.step_index) as first_bad_step_index, 'steps have no trace row' as reason
-           from runproof.trace_steps s
-          where ($1::uuid is null or s.tenant_id = $1)
-            and not exists (select 1 from runproof.traces t where t.tenant_id = s.tenant_id and t.id = s.trace_id)
-          group by s.tenant_id, s.run_id, s.trace_id order by s.run_id, s.trace_id`, [opts.tenantId ?? null]);
-      problems.push(...orphanTraces, ...orphanSteps);
+      // Rows no run leads to: traces without their run, steps without their trace.
+      const { rows: orphans } = await pool.query<Problem>(
+        `select o.tenant_id, o.run_id, o.trace_id, 'BROKEN' as verification_status, o.first_bad_attempt, o.first_bad_step_index, o.reason
+           from runproof_private.orphan_rows() o
+          where ($1::uuid is null or o.tenant_id = $1)
+          order by o.run_id, o.trace_id`, [opts.tenantId ?? null]);
+      problems.push(...orphans);
       bar?.update(scanned, { problems: problems.length });
     } finally {
       bar?.stop();
@@ -97,7 +97,7 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
       } else {
         out(`${problems.length} problem(s):`);
         out(table(["tenant", "run", "trace", "status", "attempt", "step", "reason"],
-          problems.map((p) => [p.tenant_id, p.run_id, p.trace_id ?? "-", p.verification_status, p.first_bad_attempt ?? "-",
+          problems.map((p) => [p.tenant_id ?? "(ledger)", p.run_id ?? "-", p.trace_id ?? "-", p.verification_status ?? p.guard_status ?? "-", p.first_bad_attempt ?? "-",
             p.first_bad_step_index ?? "-", truncate(p.reason ?? "", 90)])));
         err("details of one run: runproof proof RUN_ID, runproof runs get RUN_ID");
       }

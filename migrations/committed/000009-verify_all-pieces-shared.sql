@@ -1,0 +1,85 @@
+--! Previous: sha1:a15eb8372c4e02b0a7ce70cc84a8ea8d635b4cf0
+--! Hash: sha1:1022782f505d60b503ff5986c416f1298da6c09e
+--! Message: verify_all pieces shared
+
+-- verify_all's ledger-wide rows and its orphan rows become functions of their own, so the CLI's
+-- verify-all (which verifies run by run to show progress) reports exactly what verify_all does
+-- instead of re-implementing part of it.
+-- Idempotent: graphile-migrate re-runs current.sql on every save in `watch` mode.
+
+create or replace function runproof_private.ledger_problems() returns table (reason text, guard_status text)
+  language plpgsql stable
+  set search_path = pg_catalog
+  as $$
+declare
+  v_state record;
+  v_problem text;
+begin
+  -- An audit that was installed but is not live, a guard that is not live, a schema object changed.
+  select * into v_state from runproof_private.ddl_audit_state();
+  if v_state.state = 'BROKEN' then
+    reason := v_state.detail; guard_status := 'UNAUDITED';
+    return next;
+  end if;
+  for v_problem in select p from runproof_private.guard_problems() p union all select d from runproof_private.schema_drift() d loop
+    reason := 'now: ' || v_problem; guard_status := 'UNGUARDED';
+    return next;
+  end loop;
+end
+$$;
+comment on function runproof_private.ledger_problems() is
+  'The ledger-wide problems now, one row each: a DDL audit installed but not live (UNAUDITED), a guard not live or a schema object changed since the last migration (UNGUARDED). The first rows of verify_all.';
+
+create or replace function runproof_private.orphan_rows() returns table (
+  tenant_id uuid, run_id uuid, trace_id uuid, first_bad_attempt integer, first_bad_step_index integer, reason text)
+  language sql stable
+  set search_path = pg_catalog
+  as $$
+    select t.tenant_id, t.run_id, t.id, t.attempt, null::integer, 'trace has no run row'::text
+      from runproof.traces t
+     where not exists (select 1 from runproof.runs r where r.tenant_id = t.tenant_id and r.id = t.run_id)
+    union all
+    select s.tenant_id, s.run_id, s.trace_id, null::integer, min(s.step_index), 'steps have no trace row'::text
+      from runproof.trace_steps s
+     where not exists (select 1 from runproof.traces t where t.tenant_id = s.tenant_id and t.id = s.trace_id)
+     group by s.tenant_id, s.run_id, s.trace_id
+  $$;
+comment on function runproof_private.orphan_rows() is
+  'Rows no run leads to: traces without their run, steps without their trace (BROKEN). The last rows of verify_all.';
+
+create or replace function runproof.verify_all() returns table (
+  tenant_id uuid, run_id uuid, trace_id uuid, verification_status text,
+  first_bad_attempt integer, first_bad_step_index integer, reason text, guard_status text
+)
+  language plpgsql stable
+  set search_path = pg_catalog
+  as $$
+declare
+  v_run record;
+  v_p runproof.proof;
+  v_state text := (select s.state from runproof_private.ddl_audit_state() s);
+  v_changes record;
+begin
+  return query select null::uuid, null::uuid, null::uuid, null::text, null::integer, null::integer, l.reason, l.guard_status
+                 from runproof_private.ledger_problems() l;
+  -- Each run: its chain, and the guard-weakening changes made while it was recorded.
+  for v_run in select r.tenant_id, r.id, r.created_at, r.updated_at from runproof.runs r order by r.created_at, r.id loop
+    v_p := runproof_private.run_proof_chain(v_run.tenant_id, v_run.id);
+    select * into v_changes from runproof_private.guard_changes(v_run.created_at, v_run.updated_at);
+    if v_p.verification_status not in ('VERIFIED', 'IN_PROGRESS') or v_changes.changes > 0 then
+      tenant_id := v_run.tenant_id; run_id := v_run.id; trace_id := v_p.first_bad_trace_id;
+      verification_status := v_p.verification_status; first_bad_attempt := v_p.first_bad_attempt;
+      first_bad_step_index := v_p.first_bad_step_index;
+      reason := coalesce(v_p.reason, v_changes.detail);
+      guard_status := case when v_changes.changes > 0 then 'UNGUARDED' when v_state = 'LIVE' then 'GUARDED' else 'UNAUDITED' end;
+      return next;
+    end if;
+  end loop;
+  return query select o.tenant_id, o.run_id, o.trace_id, 'BROKEN'::text, o.first_bad_attempt, o.first_bad_step_index, o.reason, null::text
+                 from runproof_private.orphan_rows() o;
+end
+$$;
+comment on function runproof.verify_all() is
+  'Verifies every run the caller can see. Lists first one row without a run for each ledger-wide problem now (runproof_private.ledger_problems), then each run whose chain is not VERIFIED or IN_PROGRESS, or during whose recorded lifetime a guard-weakening schema change was made outside a RunProof migration (guard_status UNGUARDED), then traces and steps that no run leads to (runproof_private.orphan_rows). An empty result means the ledger is intact.';
+
+revoke execute on function runproof_private.ledger_problems(), runproof_private.orphan_rows() from public;
