@@ -6,13 +6,24 @@
 // Writes bench/results-ab.json and bench/results-ab.md (--quick: bench/tmp/results-ab-quick.*).
 import fs from "node:fs";
 import path from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { REPO_ROOT } from "../src/lib/database.ts";
 import { batched, concurrent, connect, sequential } from "./append.ts";
 import { runProofThroughput, startRunProofWorker } from "./execute.ts";
 import {
-  createTenant, fmtInt, generateTrace, gitRevision, loadAverage, log, median, newPool, now, openBenchDatabase,
-  registerBuiltinSkills, round, serverFacts, type Tenant,
+  createTenant,
+  fmtInt,
+  generateTrace,
+  gitRevision,
+  loadAverage,
+  log,
+  median,
+  newPool,
+  now,
+  openBenchDatabase,
+  registerBuiltinSkills,
+  round,
+  serverFacts,
 } from "./lib.ts";
 import { buildManyRuns } from "./scale.ts";
 
@@ -36,7 +47,9 @@ async function captureCurrent(pool: pg.Pool): Promise<string> {
   ];
   const parts: string[] = [];
   for (const f of fns) {
-    const { rows: [r] } = await pool.query(`select pg_get_functiondef(to_regprocedure($1)) as def`, [f]);
+    const {
+      rows: [r],
+    } = await pool.query(`select pg_get_functiondef(to_regprocedure($1)) as def`, [f]);
     if (!r.def) throw new Error(`${f} does not exist`);
     parts.push(`${r.def};`);
   }
@@ -66,7 +79,14 @@ export async function runAb(quick: boolean, outBase: string): Promise<void> {
       active = v;
     };
     // Alternate which variant goes first, trial by trial.
-    const ab = async (part: string, measure: string, unit: string, better: "higher" | "lower", trials: number, fn: () => Promise<number>) => {
+    const ab = async (
+      part: string,
+      measure: string,
+      unit: string,
+      better: "higher" | "lower",
+      trials: number,
+      fn: () => Promise<number>,
+    ) => {
       const r: AbRow = { part, measure, unit, better, current: [], proposed: [] };
       for (let k = 0; k < trials; k++) {
         for (const v of (k % 2 ? ["proposed", "current"] : ["current", "proposed"]) as Variant[]) {
@@ -74,7 +94,9 @@ export async function runAb(quick: boolean, outBase: string): Promise<void> {
           r[v].push(await fn());
         }
       }
-      log(`ab: ${measure}: current ${fmtInt(median(r.current))}, proposed ${fmtInt(median(r.proposed))} ${unit}`);
+      log(
+        `ab: ${measure}: current ${fmtInt(median(r.current))}, proposed ${fmtInt(median(r.proposed))} ${unit}`,
+      );
       rows.push(r);
     };
     const trials = quick ? 3 : 5;
@@ -85,42 +107,70 @@ export async function runAb(quick: boolean, outBase: string): Promise<void> {
       log(`ab: generating a trace of ${fmtInt(size)} steps`);
       const o = await generateTrace(pool, tv, size);
       await pool.query(`analyze runproof.trace_steps`);
-      await ab("P1 + P2", `run_proof, 1 trace of ${fmtInt(size)} steps`, "steps/s", "higher", size >= 1_000_000 ? 3 : trials, async () => {
-        const s = now();
-        const { rows: [p] } = await pool.query(`select verification_status from runproof.run_proof($1, $2)`, [o.tenantId, o.runId]);
-        if (p.verification_status !== "VERIFIED") throw new Error(`run_proof: ${p.verification_status}`);
-        return size / ((now() - s) / 1000);
-      });
+      await ab(
+        "P1 + P2",
+        `run_proof, 1 trace of ${fmtInt(size)} steps`,
+        "steps/s",
+        "higher",
+        size >= 1_000_000 ? 3 : trials,
+        async () => {
+          const s = now();
+          const {
+            rows: [p],
+          } = await pool.query(`select verification_status from runproof.run_proof($1, $2)`, [
+            o.tenantId,
+            o.runId,
+          ]);
+          if (p.verification_status !== "VERIFIED") throw new Error(`run_proof: ${p.verification_status}`);
+          return size / ((now() - s) / 1000);
+        },
+      );
     }
 
     // verify_all over many runs of 100 steps (P1; P2 keeps the single pass for small traces).
     const runs = quick ? 500 : 3_000;
     log(`ab: building ${fmtInt(runs)} runs of 100 steps for verify_all`);
     await buildManyRuns(pool, await createTenant(pool, "ab-verify-all"), runs, 100);
-    await ab("P1", `verify_all, ${fmtInt(runs)} runs of 100 steps (+ the traces above)`, "s", "lower", 3, async () => {
-      const s = now();
-      await pool.query(`select count(*) from runproof.verify_all()`);
-      return (now() - s) / 1000;
-    });
+    await ab(
+      "P1",
+      `verify_all, ${fmtInt(runs)} runs of 100 steps (+ the traces above)`,
+      "s",
+      "lower",
+      3,
+      async () => {
+        const s = now();
+        await pool.query(`select count(*) from runproof.verify_all()`);
+        return (now() - s) / 1000;
+      },
+    );
 
     // Append (P1 in the chain trigger; P3 on the worker path, which updates the run).
     const ta = await createTenant(pool, "ab-append");
     const c = await connect(db.url);
     try {
       await sequential(c, pool, ta, "ledger", 50);
-      await ab("P1", "append, 1 trace, sequential single-row", "steps/s", "higher", trials,
-        () => sequential(c, pool, ta, "ledger", quick ? 300 : 1_000));
-      await ab("P1", "append, 1 trace, 500-row statements", "steps/s", "higher", trials,
-        () => batched(c, pool, ta, "ledger", quick ? 5_000 : 20_000, 500));
-      await ab("P1 + P3", "append, worker path (decide_step + record_step)", "steps/s", "higher", trials,
-        () => sequential(c, pool, ta, "worker", quick ? 200 : 500));
+      await ab("P1", "append, 1 trace, sequential single-row", "steps/s", "higher", trials, () =>
+        sequential(c, pool, ta, "ledger", quick ? 300 : 1_000),
+      );
+      await ab("P1", "append, 1 trace, 500-row statements", "steps/s", "higher", trials, () =>
+        batched(c, pool, ta, "ledger", quick ? 5_000 : 20_000, 500),
+      );
+      await ab(
+        "P1 + P3",
+        "append, worker path (decide_step + record_step)",
+        "steps/s",
+        "higher",
+        trials,
+        () => sequential(c, pool, ta, "worker", quick ? 200 : 500),
+      );
     } finally {
       await c.end();
     }
     const clients = await Promise.all(Array.from({ length: 32 }, () => connect(db.url)));
     try {
-      await ab("P1", "append, 64 traces from 32 clients", "steps/s", "higher", trials,
-        () => concurrent(clients, pool, ta, "ledger", 64, quick ? 1_500 : 3_000));
+      await ab("P1", "append, 64 traces from 32 clients", "steps/s", "higher", trials, () =>
+        concurrent(clients, pool, ta, "ledger", 64, quick ? 1_500 : 3_000),
+      );
     } finally {
       await Promise.all(clients.map((x) => x.end()));
     }
@@ -131,11 +181,23 @@ export async function runAb(quick: boolean, outBase: string): Promise<void> {
     try {
       await runProofThroughput(pool, w, te, 10, 10, "ab warmup");
       let k = 0;
-      await ab("P1 + P3", "execute, runs of 10 noop steps", "steps/s", "higher", 3,
-        async () => (await runProofThroughput(pool, w, te, quick ? 40 : 150, 10, `ab exec ${k++}`))[0]);
+      await ab(
+        "P1 + P3",
+        "execute, runs of 10 noop steps",
+        "steps/s",
+        "higher",
+        3,
+        async () => (await runProofThroughput(pool, w, te, quick ? 40 : 150, 10, `ab exec ${k++}`))[0],
+      );
       const long = quick ? 300 : 1_000;
-      await ab("P3", `execute, runs of ${fmtInt(long)} noop steps`, "steps/s", "higher", 3,
-        async () => (await runProofThroughput(pool, w, te, 2, long, `ab execlong ${k++}`))[0]);
+      await ab(
+        "P3",
+        `execute, runs of ${fmtInt(long)} noop steps`,
+        "steps/s",
+        "higher",
+        3,
+        async () => (await runProofThroughput(pool, w, te, 2, long, `ab execlong ${k++}`))[0],
+      );
     } finally {
       await w.stop();
     }
@@ -152,18 +214,28 @@ export async function runAb(quick: boolean, outBase: string): Promise<void> {
         ...r,
         current_median: round(median(r.current), 3),
         proposed_median: round(median(r.proposed), 3),
-        gain: round(r.better === "higher" ? median(r.proposed) / median(r.current) : median(r.current) / median(r.proposed), 3),
+        gain: round(
+          r.better === "higher"
+            ? median(r.proposed) / median(r.current)
+            : median(r.current) / median(r.proposed),
+          3,
+        ),
         // Best trial of each: on a shared machine the least disturbed run is the steadiest comparison.
         current_best: round(best(r.current, r.better), 3),
         proposed_best: round(best(r.proposed, r.better), 3),
-        gain_best: round(r.better === "higher" ? best(r.proposed, r.better) / best(r.current, r.better) : best(r.current, r.better) / best(r.proposed, r.better), 3),
+        gain_best: round(
+          r.better === "higher"
+            ? best(r.proposed, r.better) / best(r.current, r.better)
+            : best(r.current, r.better) / best(r.proposed, r.better),
+          3,
+        ),
         current: r.current.map((x) => round(x, 3)),
         proposed: r.proposed.map((x) => round(x, 3)),
       })),
     };
     const out = path.resolve(REPO_ROOT, outBase);
     fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(`${out}.json`, JSON.stringify(results, null, 2) + "\n");
+    fs.writeFileSync(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
     fs.writeFileSync(`${out}.md`, abMarkdown(results));
     log(`wrote ${path.relative(REPO_ROOT, out)}.json and .md (${results.duration_seconds} s)`);
   } finally {
@@ -176,8 +248,24 @@ function best(xs: number[], better: "higher" | "lower"): number {
   return better === "higher" ? Math.max(...xs) : Math.min(...xs);
 }
 
-function abMarkdown(res: { generated_at: string; mode: string; git: string | null; duration_seconds: number; machine: { load_average_start: number[]; load_average_end: number[] }; postgres: Record<string, unknown>; rows: (AbRow & { current_median: number; proposed_median: number; gain: number; current_best: number; proposed_best: number; gain_best: number })[] }): string {
-  const fmt = (x: number, unit: string) => (unit === "s" ? `${x.toFixed(2)} s` : `${Math.round(x).toLocaleString("en-US")} ${unit}`);
+function abMarkdown(res: {
+  generated_at: string;
+  mode: string;
+  git: string | null;
+  duration_seconds: number;
+  machine: { load_average_start: number[]; load_average_end: number[] };
+  postgres: Record<string, unknown>;
+  rows: (AbRow & {
+    current_median: number;
+    proposed_median: number;
+    gain: number;
+    current_best: number;
+    proposed_best: number;
+    gain_best: number;
+  })[];
+}): string {
+  const fmt = (x: number, unit: string) =>
+    unit === "s" ? `${x.toFixed(2)} s` : `${Math.round(x).toLocaleString("en-US")} ${unit}`;
   const lines = [
     `# bench/proposed.sql: measured gains${res.mode === "quick" ? " (quick)" : ""}`,
     "",
@@ -188,7 +276,10 @@ function abMarkdown(res: { generated_at: string; mode: string; git: string | nul
     "",
     "| Proposal | Measure | Current (median) | Proposed (median) | Gain | Gain, best trial of each | Trials |",
     "|---|---|---:|---:|---:|---:|---:|",
-    ...res.rows.map((r) => `| ${r.part} | ${r.measure} | ${fmt(r.current_median, r.unit)} | ${fmt(r.proposed_median, r.unit)} | ${r.gain.toFixed(2)}× | ${r.gain_best.toFixed(2)}× | ${r.current.length} |`),
+    ...res.rows.map(
+      (r) =>
+        `| ${r.part} | ${r.measure} | ${fmt(r.current_median, r.unit)} | ${fmt(r.proposed_median, r.unit)} | ${r.gain.toFixed(2)}× | ${r.gain_best.toFixed(2)}× | ${r.current.length} |`,
+    ),
     "",
     "Gain: proposed ÷ current for throughput, current ÷ proposed for time (above 1 is better). Every trial of both variants is in results-ab.json.",
     "",

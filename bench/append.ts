@@ -4,8 +4,20 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import pg from "pg";
 import {
-  closeTrace, figure, median, inTransaction, log, newPool, now, openTrace, row, SET_BASED_APPEND, STEP_COLUMNS,
-  type OpenTrace, type Row, type Tenant,
+  closeTrace,
+  figure,
+  median,
+  inTransaction,
+  log,
+  newPool,
+  now,
+  openTrace,
+  row,
+  SET_BASED_APPEND,
+  STEP_COLUMNS,
+  type OpenTrace,
+  type Row,
+  type Tenant,
 } from "./lib.ts";
 import { explainTriggers, functionProfile } from "./profile.ts";
 
@@ -87,15 +99,24 @@ export async function connect(url: string): Promise<pg.Client> {
 export type Shape = "ledger" | "plain" | "plain2" | "worker";
 
 /** Sequential single-row appends to one trace from one client; returns steps/s. */
-export async function sequential(c: pg.Client, pool: pg.Pool, t: Tenant, shape: Shape, n: number): Promise<number> {
-  const o = shape === "plain" || shape === "plain2"
-    ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() }
-    : await openTrace(pool, t);
+export async function sequential(
+  c: pg.Client,
+  pool: pg.Pool,
+  t: Tenant,
+  shape: Shape,
+  n: number,
+): Promise<number> {
+  const o =
+    shape === "plain" || shape === "plain2"
+      ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() }
+      : await openTrace(pool, t);
   const start = now();
   for (let i = 0; i < n; i++) {
     if (shape === "ledger") await c.query({ ...LEDGER_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
-    else if (shape === "plain") await c.query({ ...PLAIN_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
-    else if (shape === "plain2") await c.query({ ...PLAIN2_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
+    else if (shape === "plain")
+      await c.query({ ...PLAIN_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
+    else if (shape === "plain2")
+      await c.query({ ...PLAIN2_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
     else await workerStep(c, o, i);
   }
   const ms = now() - start;
@@ -119,8 +140,18 @@ async function workerStep(c: pg.Client, o: OpenTrace, i: number): Promise<void> 
 }
 
 /** Batched multi-row appends to one trace (one transaction per batch); returns steps/s. */
-export async function batched(c: pg.Client, pool: pg.Pool, t: Tenant, shape: "ledger" | "plain", rows: number, size: number): Promise<number> {
-  const o = shape === "plain" ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() } : await openTrace(pool, t);
+export async function batched(
+  c: pg.Client,
+  pool: pg.Pool,
+  t: Tenant,
+  shape: "ledger" | "plain",
+  rows: number,
+  size: number,
+): Promise<number> {
+  const o =
+    shape === "plain"
+      ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() }
+      : await openTrace(pool, t);
   const start = now();
   for (let from = 0; from < rows; from += size) {
     const to = Math.min(rows, from + size);
@@ -138,33 +169,51 @@ export async function batched(c: pg.Client, pool: pg.Pool, t: Tenant, shape: "le
 }
 
 /** `traces` traces appended concurrently by `clients` clients (each owns traces/clients of them, round robin). */
-export async function concurrent(clients: pg.Client[], pool: pg.Pool, t: Tenant, shape: "ledger" | "plain", traces: number, ms: number): Promise<number> {
+export async function concurrent(
+  clients: pg.Client[],
+  pool: pg.Pool,
+  t: Tenant,
+  shape: "ledger" | "plain",
+  traces: number,
+  ms: number,
+): Promise<number> {
   const opened: OpenTrace[] = [];
   for (let i = 0; i < traces; i++) {
-    opened.push(shape === "plain" ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() } : await openTrace(pool, t));
+    opened.push(
+      shape === "plain"
+        ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() }
+        : await openTrace(pool, t),
+    );
   }
   const next = new Map<string, number>(opened.map((o) => [o.traceId, 0]));
   const start = now();
   const end = start + ms;
-  const counts = await Promise.all(clients.map(async (c, k) => {
-    const mine = opened.filter((_, i) => i % clients.length === k);
-    let n = 0;
-    while (now() < end) {
-      const o = mine[n % mine.length];
-      const i = next.get(o.traceId)!;
-      if (shape === "ledger") await c.query({ ...LEDGER_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
-      else await c.query({ ...PLAIN_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
-      next.set(o.traceId, i + 1);
-      n++;
-    }
-    return n;
-  }));
+  const counts = await Promise.all(
+    clients.map(async (c, k) => {
+      const mine = opened.filter((_, i) => i % clients.length === k);
+      let n = 0;
+      while (now() < end) {
+        const o = mine[n % mine.length];
+        const i = next.get(o.traceId)!;
+        if (shape === "ledger") await c.query({ ...LEDGER_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
+        else await c.query({ ...PLAIN_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
+        next.set(o.traceId, i + 1);
+        n++;
+      }
+      return n;
+    }),
+  );
   const elapsed = now() - start;
   if (shape === "ledger") for (const o of opened) await closeTrace(pool, o);
   return counts.reduce((a, b) => a + b, 0) / (elapsed / 1000);
 }
 
-export async function benchAppend(url: string, pool: pg.Pool, t: Tenant, opts: AppendOptions): Promise<Row[]> {
+export async function benchAppend(
+  url: string,
+  pool: pg.Pool,
+  t: Tenant,
+  opts: AppendOptions,
+): Promise<Row[]> {
   await createPlainTables(pool);
   const one = await connect(url);
   const rows: Row[] = [];
@@ -180,23 +229,40 @@ export async function benchAppend(url: string, pool: pg.Pool, t: Tenant, opts: A
     const order: Shape[] = ["plain", "ledger", "plain2", "worker"];
     for (let k = 0; k < opts.trials; k++) {
       // Alternate the order so that drift in the machine's load does not favour one side.
-      for (const shape of k % 2 ? [...order].reverse() : order) seq[shape].push(await sequential(one, pool, t, shape, opts.seqSteps));
+      for (const shape of k % 2 ? [...order].reverse() : order)
+        seq[shape].push(await sequential(one, pool, t, shape, opts.seqSteps));
     }
     const plainSeq = figure(seq.plain, "rows/s");
-    rows.push(row({
-      section: "append", id: "append.sequential", measure: "Append, 1 trace, sequential single-row inserts (1 client)",
-      runproof: figure(seq.ledger, "steps/s"), baseline: plainSeq, baselineLabel: "plain INSERT of the step row",
-      better: "higher", goal: goal(seq.ledger, seq.plain),
-      note: "one statement per step: the decision row and the step row (CTE), prepared",
-      extra: { plain_step_and_decision_rows: figure(seq.plain2, "rows/s") },
-    }));
-    rows.push(row({
-      section: "append", id: "append.worker_path", measure: "Append, 1 trace, worker path: decide_step + record_step (2 round trips)",
-      runproof: figure(seq.worker, "steps/s"), baseline: plainSeq, baselineLabel: "plain INSERT of the step row",
-      better: "higher", note: "what tasks/execute_run.ts does per step (policy check, redaction, run progress)",
-    }));
+    rows.push(
+      row({
+        section: "append",
+        id: "append.sequential",
+        measure: "Append, 1 trace, sequential single-row inserts (1 client)",
+        runproof: figure(seq.ledger, "steps/s"),
+        baseline: plainSeq,
+        baselineLabel: "plain INSERT of the step row",
+        better: "higher",
+        goal: goal(seq.ledger, seq.plain),
+        note: "one statement per step: the decision row and the step row (CTE), prepared",
+        extra: { plain_step_and_decision_rows: figure(seq.plain2, "rows/s") },
+      }),
+    );
+    rows.push(
+      row({
+        section: "append",
+        id: "append.worker_path",
+        measure: "Append, 1 trace, worker path: decide_step + record_step (2 round trips)",
+        runproof: figure(seq.worker, "steps/s"),
+        baseline: plainSeq,
+        baselineLabel: "plain INSERT of the step row",
+        better: "higher",
+        note: "what tasks/execute_run.ts does per step (policy check, redaction, run progress)",
+      }),
+    );
 
-    log(`append: 1 trace, batched ${opts.batchSize} rows/statement, ${opts.batchRows} steps x ${opts.trials} trials`);
+    log(
+      `append: 1 trace, batched ${opts.batchSize} rows/statement, ${opts.batchRows} steps x ${opts.trials} trials`,
+    );
     await batched(one, pool, t, "ledger", opts.batchSize, opts.batchSize);
     await batched(one, pool, t, "plain", opts.batchSize, opts.batchSize);
     const bat = { ledger: [] as number[], plain: [] as number[] };
@@ -205,17 +271,26 @@ export async function benchAppend(url: string, pool: pg.Pool, t: Tenant, opts: A
         bat[shape].push(await batched(one, pool, t, shape, opts.batchRows, opts.batchSize));
       }
     }
-    rows.push(row({
-      section: "append", id: "append.batched", measure: `Append, 1 trace, batched multi-row inserts (${opts.batchSize} rows/statement)`,
-      runproof: figure(bat.ledger, "steps/s"), baseline: figure(bat.plain, "rows/s"), baselineLabel: "plain multi-row INSERT",
-      better: "higher", goal: goal(bat.ledger, bat.plain),
-      note: "per batch one statement: INSERT ... SELECT generate_series of the decisions in a CTE feeding the INSERT of the steps (decision i, then step i), one transaction",
-    }));
+    rows.push(
+      row({
+        section: "append",
+        id: "append.batched",
+        measure: `Append, 1 trace, batched multi-row inserts (${opts.batchSize} rows/statement)`,
+        runproof: figure(bat.ledger, "steps/s"),
+        baseline: figure(bat.plain, "rows/s"),
+        baselineLabel: "plain multi-row INSERT",
+        better: "higher",
+        goal: goal(bat.ledger, bat.plain),
+        note: "per batch one statement: INSERT ... SELECT generate_series of the decisions in a CTE feeding the INSERT of the steps (decision i, then step i), one transaction",
+      }),
+    );
   } finally {
     await one.end();
   }
 
-  log(`append: ${opts.traces} traces concurrently from ${opts.clients} clients, ${opts.concurrentMs} ms x ${opts.trials} trials`);
+  log(
+    `append: ${opts.traces} traces concurrently from ${opts.clients} clients, ${opts.concurrentMs} ms x ${opts.trials} trials`,
+  );
   const clients = await Promise.all(Array.from({ length: opts.clients }, () => connect(url)));
   try {
     await concurrent(clients, pool, t, "ledger", opts.traces, 300);
@@ -226,17 +301,25 @@ export async function benchAppend(url: string, pool: pg.Pool, t: Tenant, opts: A
         con[shape].push(await concurrent(clients, pool, t, shape, opts.traces, opts.concurrentMs));
       }
     }
-    rows.push(row({
-      section: "append", id: "append.concurrent",
-      measure: `Append, ${opts.traces} traces concurrently (${opts.clients} clients, single-row)`,
-      runproof: figure(con.ledger, "steps/s"), baseline: figure(con.plain, "rows/s"), baselineLabel: "plain INSERT, same clients",
-      better: "higher", goal: goal(con.ledger, con.plain),
-      note: `${opts.concurrentMs / 1000} s per trial, autocommit, one statement per step as above`,
-    }));
+    rows.push(
+      row({
+        section: "append",
+        id: "append.concurrent",
+        measure: `Append, ${opts.traces} traces concurrently (${opts.clients} clients, single-row)`,
+        runproof: figure(con.ledger, "steps/s"),
+        baseline: figure(con.plain, "rows/s"),
+        baselineLabel: "plain INSERT, same clients",
+        better: "higher",
+        goal: goal(con.ledger, con.plain),
+        note: `${opts.concurrentMs / 1000} s per trial, autocommit, one statement per step as above`,
+      }),
+    );
   } finally {
     await Promise.all(clients.map((c) => c.end()));
   }
-  await inTransaction(pool, async (c) => { await c.query(`truncate bench.plain_steps, bench.plain_decisions`); });
+  await inTransaction(pool, async (c) => {
+    await c.query(`truncate bench.plain_steps, bench.plain_decisions`);
+  });
   return rows;
 }
 
@@ -244,7 +327,6 @@ function goal(ledger: number[], plain: number[]): { text: string; met: boolean }
   const r = median(ledger) / median(plain);
   return { text: "≥ 0.6 of plain", met: r >= 0.6 };
 }
-
 
 /**
  * Where an append's time goes (not timed with the figures): EXPLAIN ANALYZE of a 10,000-step
@@ -257,7 +339,12 @@ export async function profileAppend(url: string, pool: pg.Pool, t: Tenant, steps
   const o = await openTrace(pool, t);
   const ledger = await explainTriggers(pool, SET_BASED_APPEND, [o.tenantId, o.runId, o.traceId, 0, n], n);
   await closeTrace(pool, o); // the EXPLAIN was rolled back: an empty trace
-  const plain = await explainTriggers(pool, PLAIN_BATCH.text, [t.tenantId, randomUUID(), randomUUID(), 0, n, DUMMY_HASH], n);
+  const plain = await explainTriggers(
+    pool,
+    PLAIN_BATCH.text,
+    [t.tenantId, randomUUID(), randomUUID(), 0, n, DUMMY_HASH],
+    n,
+  );
   const own = async (fn: (c: pg.Client, p: pg.Pool) => Promise<unknown>) => {
     const c = await connect(url);
     const p = newPool(url, 2);
@@ -268,10 +355,18 @@ export async function profileAppend(url: string, pool: pg.Pool, t: Tenant, steps
       await p.end();
     }
   };
-  const single = await functionProfile(pool, steps, () => own((c, p) => sequential(c, p, t, "ledger", steps)));
-  const multi = await functionProfile(pool, steps * 5, () => own((c, p) => batched(c, p, t, "ledger", steps * 5, batchSize)));
-  const worker = await functionProfile(pool, steps, () => own((c, p) => sequential(c, p, t, "worker", steps)));
-  await inTransaction(pool, async (c) => { await c.query(`truncate bench.plain_steps, bench.plain_decisions`); });
+  const single = await functionProfile(pool, steps, () =>
+    own((c, p) => sequential(c, p, t, "ledger", steps)),
+  );
+  const multi = await functionProfile(pool, steps * 5, () =>
+    own((c, p) => batched(c, p, t, "ledger", steps * 5, batchSize)),
+  );
+  const worker = await functionProfile(pool, steps, () =>
+    own((c, p) => sequential(c, p, t, "worker", steps)),
+  );
+  await inTransaction(pool, async (c) => {
+    await c.query(`truncate bench.plain_steps, bench.plain_decisions`);
+  });
   return {
     explain_multi_row_10000: { ledger, plain },
     functions_single_row: single,

@@ -26,7 +26,10 @@ export interface ExecuteOptions {
 const silentGraphileLogger = new WorkerLogger(() => () => {});
 
 /** Resolves when `count` jobs of `task` have completed (result written back) on this runner. */
-function completions(runner: Runner, task: string): { waitFor(count: number, timeoutMs?: number): Promise<void>; stop(): void; errors: unknown[] } {
+function completions(
+  runner: Runner,
+  task: string,
+): { waitFor(count: number, timeoutMs?: number): Promise<void>; stop(): void; errors: unknown[] } {
   let done = 0;
   const errors: unknown[] = [];
   let waiter: { count: number; resolve(): void } | null = null;
@@ -34,7 +37,11 @@ function completions(runner: Runner, task: string): { waitFor(count: number, tim
     if (job.task_identifier !== task) return;
     done++;
     if (error) errors.push(error);
-    if (waiter && done >= waiter.count) { const w = waiter; waiter = null; w.resolve(); }
+    if (waiter && done >= waiter.count) {
+      const w = waiter;
+      waiter = null;
+      w.resolve();
+    }
   };
   runner.events.on("job:complete", onComplete);
   return {
@@ -42,11 +49,22 @@ function completions(runner: Runner, task: string): { waitFor(count: number, tim
     waitFor(count: number, timeoutMs = 600_000) {
       return new Promise<void>((resolve, reject) => {
         if (done >= count) return resolve();
-        const timer = setTimeout(() => reject(new Error(`only ${done} of ${count} ${task} jobs completed in ${timeoutMs} ms`)), timeoutMs);
-        waiter = { count, resolve: () => { clearTimeout(timer); resolve(); } };
+        const timer = setTimeout(
+          () => reject(new Error(`only ${done} of ${count} ${task} jobs completed in ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        waiter = {
+          count,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
       });
     },
-    stop() { runner.events.off("job:complete", onComplete); },
+    stop() {
+      runner.events.off("job:complete", onComplete);
+    },
   };
 }
 
@@ -54,7 +72,11 @@ async function startBare(url: string, concurrency: number): Promise<{ runner: Ru
   const pool = new pg.Pool({ connectionString: url, max: concurrency + 4 });
   pool.on("error", () => {});
   const runner = await run({
-    pgPool: pool, concurrency, noHandleSignals: true, pollInterval: 1000, logger: silentGraphileLogger,
+    pgPool: pool,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    logger: silentGraphileLogger,
     taskList: { bench_noop: async () => {} },
   });
   return { runner, pool };
@@ -67,7 +89,12 @@ async function stopBare(b: { runner: Runner; pool: pg.Pool }): Promise<void> {
 
 export async function startRunProofWorker(url: string, concurrency: number): Promise<WorkerHandle> {
   const config = loadConfig({ RUNPROOF_LOG_LEVEL: "silent" });
-  return startWorker({ connectionString: url, config, concurrency, logger: createLogger(config, "bench-worker") });
+  return startWorker({
+    connectionString: url,
+    config,
+    concurrency,
+    logger: createLogger(config, "bench-worker"),
+  });
 }
 
 /** Bare graphile-worker: `n` no-op jobs added in bulk (one add_jobs call); jobs/s from commit to the last completion. */
@@ -77,7 +104,8 @@ async function bareThroughput(pool: pg.Pool, b: { runner: Runner }, n: number): 
     await pool.query(
       `select count(*) from graphile_worker.add_jobs(array(
          select row('bench_noop', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec from generate_series(1, $1)))`,
-      [n]);
+      [n],
+    );
     const start = now();
     await c.waitFor(n);
     const ms = now() - start;
@@ -89,20 +117,33 @@ async function bareThroughput(pool: pg.Pool, b: { runner: Runner }, n: number): 
 }
 
 /** RunProof: `n` runs of `steps` noop steps enqueued in one transaction; returns [steps/s, runs/s]. */
-export async function runProofThroughput(pool: pg.Pool, w: WorkerHandle, t: Tenant, n: number, steps: number, label: string): Promise<[number, number]> {
+export async function runProofThroughput(
+  pool: pg.Pool,
+  w: WorkerHandle,
+  t: Tenant,
+  n: number,
+  steps: number,
+  label: string,
+): Promise<[number, number]> {
   const c = completions(w.runner, "execute_run");
   try {
     await pool.query(
       `select count(*) from (select runproof.enqueue_run($1, $2, $3, 'runproof-bench', $4::jsonb) from generate_series(1, $5)) x`,
-      [t.tenantId, t.agentId, label, JSON.stringify(noopPlan(steps)), n]);
+      [t.tenantId, t.agentId, label, JSON.stringify(noopPlan(steps)), n],
+    );
     const start = now();
     await c.waitFor(n);
     const ms = now() - start;
-    const { rows: [r] } = await pool.query(
+    const {
+      rows: [r],
+    } = await pool.query(
       `select count(*) filter (where status = 'succeeded')::int as ok, count(*)::int as total,
               sum(next_plan_step)::int as steps
-         from runproof.runs where tenant_id = $1 and goal = $2`, [t.tenantId, label]);
-    if (r.ok !== n || r.steps !== n * steps) throw new Error(`execute: ${JSON.stringify(r)} of ${n} runs x ${steps} steps succeeded`);
+         from runproof.runs where tenant_id = $1 and goal = $2`,
+      [t.tenantId, label],
+    );
+    if (r.ok !== n || r.steps !== n * steps)
+      throw new Error(`execute: ${JSON.stringify(r)} of ${n} runs x ${steps} steps succeeded`);
     return [(n * steps) / (ms / 1000), n / (ms / 1000)];
   } finally {
     c.stop();
@@ -110,7 +151,13 @@ export async function runProofThroughput(pool: pg.Pool, w: WorkerHandle, t: Tena
 }
 
 /** enqueue_run -> the run's `succeeded` notification on runproof:tenant:<id>, one run at a time. */
-export async function runProofLatency(url: string, pool: pg.Pool, t: Tenant, samples: number, warmup: number): Promise<number[]> {
+export async function runProofLatency(
+  url: string,
+  pool: pg.Pool,
+  t: Tenant,
+  samples: number,
+  warmup: number,
+): Promise<number[]> {
   const listener = new pg.Client({ connectionString: url });
   await listener.connect();
   const finished = new Map<string, number>();
@@ -119,8 +166,13 @@ export async function runProofLatency(url: string, pool: pg.Pool, t: Tenant, sam
     const at = now();
     try {
       const p = JSON.parse(n.payload ?? "{}");
-      if (p.event === "run" && p.status === "succeeded") { finished.set(p.run_id, at); wake?.(); }
-    } catch { /* not ours */ }
+      if (p.event === "run" && p.status === "succeeded") {
+        finished.set(p.run_id, at);
+        wake?.();
+      }
+    } catch {
+      /* not ours */
+    }
   });
   await listener.query(`listen ${listener.escapeIdentifier(`runproof:tenant:${t.tenantId}`)}`);
   const plan = JSON.stringify(noopPlan(1));
@@ -128,12 +180,19 @@ export async function runProofLatency(url: string, pool: pg.Pool, t: Tenant, sam
   try {
     for (let i = 0; i < samples + warmup; i++) {
       const start = now();
-      const { rows: [r] } = await pool.query(
-        `select id from runproof.enqueue_run($1, $2, 'bench latency', 'runproof-bench', $3::jsonb)`, [t.tenantId, t.agentId, plan]);
+      const {
+        rows: [r],
+      } = await pool.query(
+        `select id from runproof.enqueue_run($1, $2, 'bench latency', 'runproof-bench', $3::jsonb)`,
+        [t.tenantId, t.agentId, plan],
+      );
       const deadline = start + 30_000;
       while (!finished.has(r.id)) {
         if (now() > deadline) throw new Error(`run ${r.id} did not finish in 30 s`);
-        await new Promise<void>((res) => { wake = res; setTimeout(res, 50); });
+        await new Promise<void>((res) => {
+          wake = res;
+          setTimeout(res, 50);
+        });
       }
       if (i >= warmup) out.push(finished.get(r.id)! - start);
     }
@@ -144,23 +203,36 @@ export async function runProofLatency(url: string, pool: pg.Pool, t: Tenant, sam
 }
 
 /** add_job -> job:complete (its result written back), one job at a time. */
-async function bareLatency(pool: pg.Pool, runner: Runner, samples: number, warmup: number): Promise<number[]> {
+async function bareLatency(
+  pool: pg.Pool,
+  runner: Runner,
+  samples: number,
+  warmup: number,
+): Promise<number[]> {
   const finished = new Map<string, number>();
   let wake: (() => void) | null = null;
   const onComplete = ({ job }: { job: { id: string; task_identifier: string } }) => {
-    if (job.task_identifier === "bench_noop") { finished.set(String(job.id), now()); wake?.(); }
+    if (job.task_identifier === "bench_noop") {
+      finished.set(String(job.id), now());
+      wake?.();
+    }
   };
   runner.events.on("job:complete", onComplete);
   const out: number[] = [];
   try {
     for (let i = 0; i < samples + warmup; i++) {
       const start = now();
-      const { rows: [r] } = await pool.query(`select id from graphile_worker.add_job('bench_noop', '{}'::json)`);
+      const {
+        rows: [r],
+      } = await pool.query(`select id from graphile_worker.add_job('bench_noop', '{}'::json)`);
       const id = String(r.id);
       const deadline = start + 30_000;
       while (!finished.has(id)) {
         if (now() > deadline) throw new Error(`job ${id} did not finish in 30 s`);
-        await new Promise<void>((res) => { wake = res; setTimeout(res, 50); });
+        await new Promise<void>((res) => {
+          wake = res;
+          setTimeout(res, 50);
+        });
       }
       if (i >= warmup) out.push(finished.get(id)! - start);
     }
@@ -183,12 +255,19 @@ export async function profileExecute(url: string, pool: pg.Pool, t: Tenant, opts
   });
 }
 
-export async function benchExecute(url: string, pool: pg.Pool, t: Tenant, opts: ExecuteOptions): Promise<Row[]> {
+export async function benchExecute(
+  url: string,
+  pool: pg.Pool,
+  t: Tenant,
+  opts: ExecuteOptions,
+): Promise<Row[]> {
   const bare: number[] = [];
   const steps: number[] = [];
   const oneStep: number[] = [];
   const long: number[] = [];
-  log(`execute: concurrency ${opts.concurrency}; per trial ${opts.bareJobs} bare jobs, ${opts.runs} runs x ${opts.stepsPerRun} noop steps, ${opts.oneStepRuns} 1-step runs, ${opts.longRuns} runs x ${opts.longSteps} steps; ${opts.trials} trials`);
+  log(
+    `execute: concurrency ${opts.concurrency}; per trial ${opts.bareJobs} bare jobs, ${opts.runs} runs x ${opts.stepsPerRun} noop steps, ${opts.oneStepRuns} 1-step runs, ${opts.longRuns} runs x ${opts.longSteps} steps; ${opts.trials} trials`,
+  );
   for (let k = 0; k < opts.trials; k++) {
     // Only one runner is alive at a time: an idle one would still answer every jobs:insert.
     const b = await startBare(url, opts.concurrency);
@@ -205,12 +284,21 @@ export async function benchExecute(url: string, pool: pg.Pool, t: Tenant, opts: 
       steps.push(sps);
       const [, rps] = await runProofThroughput(pool, w, t, opts.oneStepRuns, 1, `bench exec1 ${k}`);
       oneStep.push(rps);
-      const [lps] = await runProofThroughput(pool, w, t, opts.longRuns, opts.longSteps, `bench execlong ${k}`);
+      const [lps] = await runProofThroughput(
+        pool,
+        w,
+        t,
+        opts.longRuns,
+        opts.longSteps,
+        `bench execlong ${k}`,
+      );
       long.push(lps);
     } finally {
       await w.stop();
     }
-    log(`execute:   trial ${k + 1}: bare ${Math.round(bare[k])} jobs/s, RunProof ${Math.round(steps[k])} steps/s, ${Math.round(oneStep[k])} 1-step runs/s, ${Math.round(long[k])} steps/s in ${opts.longSteps}-step runs`);
+    log(
+      `execute:   trial ${k + 1}: bare ${Math.round(bare[k])} jobs/s, RunProof ${Math.round(steps[k])} steps/s, ${Math.round(oneStep[k])} 1-step runs/s, ${Math.round(long[k])} steps/s in ${opts.longSteps}-step runs`,
+    );
   }
 
   log(`execute: latency, ${opts.latencySamples} sequential samples each`);
@@ -232,35 +320,73 @@ export async function benchExecute(url: string, pool: pg.Pool, t: Tenant, opts: 
 
   const bareFig = figure(bare, "jobs/s");
   const r: Row[] = [];
-  r.push(row({
-    section: "execute", id: "execute.steps", measure: `Execute, noop steps/s (runs of ${opts.stepsPerRun} steps, worker concurrency ${opts.concurrency})`,
-    runproof: figure(steps, "steps/s"), baseline: bareFig, baselineLabel: "bare graphile-worker no-op jobs/s",
-    better: "higher", goal: { text: "≥ 0.5 of bare", met: figure(steps, "").value / bareFig.value >= 0.5 },
-    note: `${opts.runs} runs enqueued with enqueue_run in one transaction; timed from commit to the last job's completion`,
-  }));
-  r.push(row({
-    section: "execute", id: "execute.long_plans", measure: `Execute, noop steps/s (runs of ${opts.longSteps} steps, worker concurrency ${opts.concurrency})`,
-    runproof: figure(long, "steps/s"), baseline: bareFig, baselineLabel: "bare graphile-worker no-op jobs/s",
-    better: "higher", goal: { text: "≥ 0.5 of bare", met: figure(long, "").value / bareFig.value >= 0.5 },
-    note: `${opts.longRuns} runs per trial; the plan of each is ~${Math.round(JSON.stringify(noopPlan(opts.longSteps)).length / 1024)} kB of JSON`,
-  }));
-  r.push(row({
-    section: "execute", id: "execute.runs", measure: `Execute, 1-step runs/s (worker concurrency ${opts.concurrency})`,
-    runproof: figure(oneStep, "runs/s"), baseline: bareFig, baselineLabel: "bare graphile-worker no-op jobs/s",
-    better: "higher", note: "per run: load, start_attempt, cancel check, decide_step, skill, record_step, end_attempt, job completion",
-  }));
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.steps",
+      measure: `Execute, noop steps/s (runs of ${opts.stepsPerRun} steps, worker concurrency ${opts.concurrency})`,
+      runproof: figure(steps, "steps/s"),
+      baseline: bareFig,
+      baselineLabel: "bare graphile-worker no-op jobs/s",
+      better: "higher",
+      goal: { text: "≥ 0.5 of bare", met: figure(steps, "").value / bareFig.value >= 0.5 },
+      note: `${opts.runs} runs enqueued with enqueue_run in one transaction; timed from commit to the last job's completion`,
+    }),
+  );
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.long_plans",
+      measure: `Execute, noop steps/s (runs of ${opts.longSteps} steps, worker concurrency ${opts.concurrency})`,
+      runproof: figure(long, "steps/s"),
+      baseline: bareFig,
+      baselineLabel: "bare graphile-worker no-op jobs/s",
+      better: "higher",
+      goal: { text: "≥ 0.5 of bare", met: figure(long, "").value / bareFig.value >= 0.5 },
+      note: `${opts.longRuns} runs per trial; the plan of each is ~${Math.round(JSON.stringify(noopPlan(opts.longSteps)).length / 1024)} kB of JSON`,
+    }),
+  );
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.runs",
+      measure: `Execute, 1-step runs/s (worker concurrency ${opts.concurrency})`,
+      runproof: figure(oneStep, "runs/s"),
+      baseline: bareFig,
+      baselineLabel: "bare graphile-worker no-op jobs/s",
+      better: "higher",
+      note: "per run: load, start_attempt, cancel check, decide_step, skill, record_step, end_attempt, job completion",
+    }),
+  );
   const lat = (xs: number[], p: number) => round(percentile(xs, p), 2);
-  r.push(row({
-    section: "execute", id: "execute.latency.p50", measure: "Latency enqueue_run → 1-step run succeeded, p50",
-    runproof: { value: lat(rpLat, 50), unit: "ms", trials: [] }, baseline: { value: lat(bareLat, 50), unit: "ms", trials: [] },
-    baselineLabel: "add_job → no-op job completed, p50", better: "lower",
-    note: `${opts.latencySamples} sequential samples each (after 5 warm-up); RunProof's end is the run's NOTIFY on runproof:tenant:<id>`,
-    extra: { samples: rpLat.length, runproof_ms: rpLat.map((x) => round(x, 2)), bare_ms: bareLat.map((x) => round(x, 2)) },
-  }));
-  r.push(row({
-    section: "execute", id: "execute.latency.p99", measure: "Latency enqueue_run → 1-step run succeeded, p99",
-    runproof: { value: lat(rpLat, 99), unit: "ms", trials: [] }, baseline: { value: lat(bareLat, 99), unit: "ms", trials: [] },
-    baselineLabel: "add_job → no-op job completed, p99", better: "lower", extra: { samples: rpLat.length },
-  }));
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.latency.p50",
+      measure: "Latency enqueue_run → 1-step run succeeded, p50",
+      runproof: { value: lat(rpLat, 50), unit: "ms", trials: [] },
+      baseline: { value: lat(bareLat, 50), unit: "ms", trials: [] },
+      baselineLabel: "add_job → no-op job completed, p50",
+      better: "lower",
+      note: `${opts.latencySamples} sequential samples each (after 5 warm-up); RunProof's end is the run's NOTIFY on runproof:tenant:<id>`,
+      extra: {
+        samples: rpLat.length,
+        runproof_ms: rpLat.map((x) => round(x, 2)),
+        bare_ms: bareLat.map((x) => round(x, 2)),
+      },
+    }),
+  );
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.latency.p99",
+      measure: "Latency enqueue_run → 1-step run succeeded, p99",
+      runproof: { value: lat(rpLat, 99), unit: "ms", trials: [] },
+      baseline: { value: lat(bareLat, 99), unit: "ms", trials: [] },
+      baselineLabel: "add_job → no-op job completed, p99",
+      better: "lower",
+      extra: { samples: rpLat.length },
+    }),
+  );
   return r;
 }

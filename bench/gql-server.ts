@@ -7,7 +7,7 @@ if (!connectionString) throw new Error("BENCH_DB_URL is not set");
 const { startServer } = await import("../src/server.ts");
 const config = loadConfig({ RUNPROOF_LOG_LEVEL: "silent" });
 const server = await startServer({ connectionString, config, port: 0, host: "127.0.0.1" });
-process.stdout.write(JSON.stringify({ url: server.url }) + "\n");
+process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
 const stop = () => void server.stop().finally(() => process.exit(0));
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);

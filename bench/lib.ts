@@ -88,7 +88,7 @@ export interface Row {
 }
 
 export function row(r: Omit<Row, "ratio">): Row {
-  const ratio = r.baseline && r.baseline.value ? r.runproof.value / r.baseline.value : null;
+  const ratio = r.baseline?.value ? r.runproof.value / r.baseline.value : null;
   return { ...r, ratio: ratio === null ? null : round(ratio, 3) };
 }
 
@@ -102,8 +102,12 @@ export function loadAverage(): number[] {
 
 export function gitRevision(): string | null {
   try {
-    const rev = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_ROOT, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain"], { cwd: REPO_ROOT, encoding: "utf8" }).trim() !== "";
+    const rev = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+    }).trim();
+    const dirty =
+      execFileSync("git", ["status", "--porcelain"], { cwd: REPO_ROOT, encoding: "utf8" }).trim() !== "";
     return dirty ? `${rev} (uncommitted changes)` : rev;
   } catch {
     return null;
@@ -184,14 +188,26 @@ export function newPool(url: string, max = 10): pg.Pool {
 
 export async function serverFacts(pool: pg.Pool): Promise<Record<string, string>> {
   const names = [
-    "server_version", "shared_buffers", "work_mem", "max_connections", "fsync", "synchronous_commit",
-    "full_page_writes", "max_parallel_workers_per_gather", "max_worker_processes", "jit",
+    "server_version",
+    "shared_buffers",
+    "work_mem",
+    "max_connections",
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "max_parallel_workers_per_gather",
+    "max_worker_processes",
+    "jit",
   ];
   const { rows } = await pool.query<{ name: string; setting: string }>(
-    `select name, current_setting(name) as setting from unnest($1::text[]) name`, [names]);
+    `select name, current_setting(name) as setting from unnest($1::text[]) name`,
+    [names],
+  );
   const facts: Record<string, string> = {};
   for (const r of rows) facts[r.name] = r.setting;
-  const { rows: [v] } = await pool.query<{ version: string }>(`select version()`);
+  const {
+    rows: [v],
+  } = await pool.query<{ version: string }>(`select version()`);
   facts.version = v.version;
   return facts;
 }
@@ -213,8 +229,12 @@ export async function registerBuiltinSkills(db: Queryable): Promise<void> {
 }
 
 export async function createTenant(db: Queryable, name: string, budgetCents = 1e9): Promise<Tenant> {
-  const { rows: [t] } = await db.query(`select id from runproof_private.create_tenant($1, $2)`, [name, budgetCents]);
-  const { rows: [a] } = await db.query(`select id from runproof.create_agent('bench-agent', '', null, $1)`, [t.id]);
+  const {
+    rows: [t],
+  } = await db.query(`select id from runproof_private.create_tenant($1, $2)`, [name, budgetCents]);
+  const {
+    rows: [a],
+  } = await db.query(`select id from runproof.create_agent('bench-agent', '', null, $1)`, [t.id]);
   return { tenantId: t.id, agentId: a.id };
 }
 
@@ -222,7 +242,11 @@ export async function createTenant(db: Queryable, name: string, budgetCents = 1e
 export const TINY_PLAN = { version: 1, steps: [{ skill: "noop" }] };
 
 export function noopPlan(steps: number): object {
-  return { version: 1, planner: "bench", steps: Array.from({ length: steps }, (_, i) => ({ skill: "noop", input: { i } })) };
+  return {
+    version: 1,
+    planner: "bench",
+    steps: Array.from({ length: steps }, (_, i) => ({ skill: "noop", input: { i } })),
+  };
 }
 
 export interface OpenTrace {
@@ -233,11 +257,16 @@ export interface OpenTrace {
 
 /** A planned run inserted directly (no job, so no worker picks it up) with its first attempt open. */
 export async function openTrace(db: Queryable, t: Tenant, planSteps = 1): Promise<OpenTrace> {
-  const { rows: [run] } = await db.query(
+  const {
+    rows: [run],
+  } = await db.query(
     `insert into runproof.runs (tenant_id, agent_id, goal, origin_system_id, plan, status)
      values ($1, $2, 'bench', 'runproof-bench', $3, 'planned') returning id`,
-    [t.tenantId, t.agentId, planSteps === 1 ? TINY_PLAN : noopPlan(Math.min(planSteps, 1000))]);
-  const { rows: [trace] } = await db.query(`select id from runproof_private.start_attempt($1, $2)`, [t.tenantId, run.id]);
+    [t.tenantId, t.agentId, planSteps === 1 ? TINY_PLAN : noopPlan(Math.min(planSteps, 1000))],
+  );
+  const {
+    rows: [trace],
+  } = await db.query(`select id from runproof_private.start_attempt($1, $2)`, [t.tenantId, run.id]);
   return { tenantId: t.tenantId, runId: run.id, traceId: trace.id };
 }
 
@@ -246,18 +275,30 @@ export async function openTrace(db: Queryable, t: Tenant, planSteps = 1): Promis
  * plan (a run only succeeds then; record_step moves it with each step, raw step inserts do not),
  * the trace is sealed as completed, and the run succeeds, which seals it.
  */
-export async function closeTrace(db: Queryable, o: OpenTrace, outcome: "succeeded" | "failed" = "succeeded"): Promise<void> {
+export async function closeTrace(
+  db: Queryable,
+  o: OpenTrace,
+  outcome: "succeeded" | "failed" = "succeeded",
+): Promise<void> {
   if (outcome === "failed") {
     // For runs that recorded more steps than their plan has (record_step does not stop them).
     await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'failed')`, [o.tenantId, o.traceId]);
-    await db.query(`update runproof.runs set status = 'failed', error = 'bench' where tenant_id = $1 and id = $2`, [o.tenantId, o.runId]);
+    await db.query(
+      `update runproof.runs set status = 'failed', error = 'bench' where tenant_id = $1 and id = $2`,
+      [o.tenantId, o.runId],
+    );
     return;
   }
   await db.query(
     `update runproof.runs set next_plan_step = greatest(next_plan_step, jsonb_array_length(plan -> 'steps'))
-      where tenant_id = $1 and id = $2 and status = 'running'`, [o.tenantId, o.runId]);
+      where tenant_id = $1 and id = $2 and status = 'running'`,
+    [o.tenantId, o.runId],
+  );
   await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [o.tenantId, o.traceId]);
-  await db.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [o.tenantId, o.runId]);
+  await db.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [
+    o.tenantId,
+    o.runId,
+  ]);
 }
 
 /** Columns of a step row as the worker records a noop step (input {i}, output {echo: {i}}). */
@@ -281,12 +322,23 @@ export const SET_BASED_APPEND = `
          now(), now(), 0.125, 0, 'worker', 'INFO'
     from d`;
 
-export async function appendStepsSetBased(db: Queryable, o: OpenTrace, from: number, to: number): Promise<void> {
+export async function appendStepsSetBased(
+  db: Queryable,
+  o: OpenTrace,
+  from: number,
+  to: number,
+): Promise<void> {
   await db.query(SET_BASED_APPEND, [o.tenantId, o.runId, o.traceId, from, to]);
 }
 
 /** A sealed, succeeded run of `steps` steps, generated set-based in chunks of `chunk` steps per transaction. */
-export async function generateTrace(pool: pg.Pool, t: Tenant, steps: number, chunk = 100_000, progress?: (done: number) => void): Promise<OpenTrace> {
+export async function generateTrace(
+  pool: pg.Pool,
+  t: Tenant,
+  steps: number,
+  chunk = 100_000,
+  progress?: (done: number) => void,
+): Promise<OpenTrace> {
   const o = await openTrace(pool, t);
   for (let from = 0; from < steps; from += chunk) {
     const to = Math.min(steps, from + chunk);

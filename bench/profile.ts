@@ -1,7 +1,7 @@
 // Profiles for bench/FINDINGS.md, taken in separate passes after the timed trials (so they do
 // not slow the figures): per-function time from pg_stat_user_functions (track_functions = all),
 // and per-trigger time, foreign-key triggers included, from EXPLAIN ANALYZE of a multi-row append.
-import pg from "pg";
+import type pg from "pg";
 import { BENCH_DB, log, round, sleep } from "./lib.ts";
 
 export interface FunctionStat {
@@ -17,7 +17,11 @@ export interface FunctionStat {
  * for the scratch database, and returns each RunProof function's time per step. Needs a superuser;
  * returns an explanation instead otherwise.
  */
-export async function functionProfile(admin: pg.Pool, steps: number, fn: () => Promise<void>): Promise<FunctionStat[] | string> {
+export async function functionProfile(
+  admin: pg.Pool,
+  steps: number,
+  fn: () => Promise<void>,
+): Promise<FunctionStat[] | string> {
   try {
     await admin.query(`alter database ${BENCH_DB} set track_functions = 'all'`);
     await admin.query(`select pg_stat_reset()`);
@@ -36,7 +40,8 @@ export async function functionProfile(admin: pg.Pool, steps: number, fn: () => P
     `select f.funcid::regprocedure::text as fn, f.calls, f.total_time as total, f.self_time as self
        from pg_stat_user_functions f
       where f.schemaname in ('runproof', 'runproof_private')
-      order by f.self_time desc`);
+      order by f.self_time desc`,
+  );
   return rows.map((r) => ({
     function: r.fn.replace(/\(.*\)$/, "()"),
     calls_per_step: round(Number(r.calls) / steps, 3),
@@ -65,7 +70,12 @@ export async function explainTriggers(pool: pg.Pool, sql: string, values: unknow
     let executionMs = NaN;
     for (const line of lines) {
       const m = /^\s*Trigger (.+?): time=([\d.]+) calls=(\d+)/.exec(line);
-      if (m) triggers.push({ trigger: m[1], us_per_row: round((Number(m[2]) * 1000) / rowsInserted, 2), calls: Number(m[3]) });
+      if (m)
+        triggers.push({
+          trigger: m[1],
+          us_per_row: round((Number(m[2]) * 1000) / rowsInserted, 2),
+          calls: Number(m[3]),
+        });
       const e = /^\s*Execution Time: ([\d.]+) ms/.exec(line);
       if (e) executionMs = Number(e[1]);
     }

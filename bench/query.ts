@@ -9,7 +9,18 @@ import autocannon from "autocannon";
 import pg from "pg";
 import { REPO_ROOT } from "../src/lib/database.ts";
 import {
-  appendStepsSetBased, closeTrace, figure, log, median, now, openTrace, percentile, round, row, type Row, type Tenant,
+  appendStepsSetBased,
+  closeTrace,
+  figure,
+  log,
+  median,
+  now,
+  openTrace,
+  percentile,
+  round,
+  row,
+  type Row,
+  type Tenant,
 } from "./lib.ts";
 
 export interface QueryOptions {
@@ -63,7 +74,10 @@ const PG_QUERY = `
             from runproof.traces t where t.tenant_id = r.tenant_id and t.run_id = r.id) as traces
     from runproof.runs r where r.tenant_id = $1 and r.id = $2`;
 
-async function startGraphqlServer(url: string, embedded: boolean): Promise<{ url: string; child: ChildProcess }> {
+async function startGraphqlServer(
+  url: string,
+  embedded: boolean,
+): Promise<{ url: string; child: ChildProcess }> {
   const script = path.join(REPO_ROOT, "bench", "gql-server.ts");
   const child = spawn(process.execPath, ["--import", "tsx", script], {
     cwd: REPO_ROOT,
@@ -79,11 +93,19 @@ async function startGraphqlServer(url: string, embedded: boolean): Promise<{ url
     },
   });
   let stderr = "";
-  child.stderr!.on("data", (d) => { stderr += String(d); });
+  child.stderr!.on("data", (d) => {
+    stderr += String(d);
+  });
   const lines = readline.createInterface({ input: child.stdout! });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`GraphQL server did not start in 60 s\n${stderr}`)); }, 60_000);
-    child.once("exit", (code) => { clearTimeout(timer); reject(new Error(`GraphQL server exited with ${code}\n${stderr.slice(-3000)}`)); });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`GraphQL server did not start in 60 s\n${stderr}`));
+    }, 60_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`GraphQL server exited with ${code}\n${stderr.slice(-3000)}`));
+    });
     lines.once("line", (line) => {
       clearTimeout(timer);
       child.removeAllListeners("exit");
@@ -102,41 +124,80 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** `connections` concurrent loops over a pool of `poolSize` connections, for `seconds`. */
-async function pgLoad(url: string, tenantId: string, runId: string, connections: number, poolSize: number, seconds: number) {
+async function pgLoad(
+  url: string,
+  tenantId: string,
+  runId: string,
+  connections: number,
+  poolSize: number,
+  seconds: number,
+) {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on("error", () => {});
   const latencies: number[] = [];
   try {
     // Warm every pooled connection (and its plan cache).
-    await Promise.all(Array.from({ length: poolSize }, () => pool.query({ name: "bench_run_read", text: PG_QUERY, values: [tenantId, runId] })));
+    await Promise.all(
+      Array.from({ length: poolSize }, () =>
+        pool.query({ name: "bench_run_read", text: PG_QUERY, values: [tenantId, runId] }),
+      ),
+    );
     const start = now();
     const end = start + seconds * 1000;
-    await Promise.all(Array.from({ length: connections }, async () => {
-      while (now() < end) {
-        const s = now();
-        const r = await pool.query({ name: "bench_run_read", text: PG_QUERY, values: [tenantId, runId] });
-        latencies.push(now() - s);
-        if (r.rows.length !== 1) throw new Error("pg read returned no run");
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (now() < end) {
+          const s = now();
+          const r = await pool.query({ name: "bench_run_read", text: PG_QUERY, values: [tenantId, runId] });
+          latencies.push(now() - s);
+          if (r.rows.length !== 1) throw new Error("pg read returned no run");
+        }
+      }),
+    );
     const elapsed = (now() - start) / 1000;
-    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: latencies.length / elapsed };
+    return {
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      rps: latencies.length / elapsed,
+    };
   } finally {
     await pool.end();
   }
 }
 
-async function gqlLoad(url: string, apiKey: string, runId: string, connections: number, seconds: number, query = RUN_QUERY) {
+async function gqlLoad(
+  url: string,
+  apiKey: string,
+  runId: string,
+  connections: number,
+  seconds: number,
+  query = RUN_QUERY,
+) {
   const body = JSON.stringify({ query, variables: { id: runId } });
   const result = await autocannon({
-    url, method: "POST", connections, duration: seconds, body,
-    headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${apiKey}` },
+    url,
+    method: "POST",
+    connections,
+    duration: seconds,
+    body,
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json",
+      authorization: `Bearer ${apiKey}`,
+    },
   });
-  if (result.non2xx || result.errors) throw new Error(`autocannon: ${result.non2xx} non-2xx responses, ${result.errors} errors`);
+  if (result.non2xx || result.errors)
+    throw new Error(`autocannon: ${result.non2xx} non-2xx responses, ${result.errors} errors`);
   return { p50: result.latency.p50, p99: result.latency.p99, rps: result["2xx"] / result.duration };
 }
 
-export async function benchQuery(url: string, embedded: boolean, pool: pg.Pool, t: Tenant, opts: QueryOptions): Promise<QueryResult> {
+export async function benchQuery(
+  url: string,
+  embedded: boolean,
+  pool: pg.Pool,
+  t: Tenant,
+  opts: QueryOptions,
+): Promise<QueryResult> {
   if (!fs.existsSync(path.join(REPO_ROOT, "src", "server.ts"))) {
     return { rows: [], pending: "src/server.ts does not exist yet (the GraphQL server is being written)" };
   }
@@ -144,13 +205,18 @@ export async function benchQuery(url: string, embedded: boolean, pool: pg.Pool, 
   const o = await openTrace(pool, t, opts.steps);
   await appendStepsSetBased(pool, o, 0, opts.steps);
   await closeTrace(pool, o);
-  const { rows: [k] } = await pool.query(`select api_key from runproof_private.create_api_key($1, 'bench')`, [t.tenantId]);
+  const {
+    rows: [k],
+  } = await pool.query(`select api_key from runproof_private.create_api_key($1, 'bench')`, [t.tenantId]);
 
   let server: { url: string; child: ChildProcess };
   try {
     server = await startGraphqlServer(url, embedded);
   } catch (e) {
-    return { rows: [], pending: `the GraphQL server did not start: ${(e as Error).message.split("\n").slice(0, 8).join(" | ")}` };
+    return {
+      rows: [],
+      pending: `the GraphQL server did not start: ${(e as Error).message.split("\n").slice(0, 8).join(" | ")}`,
+    };
   }
   type Load = { p50: number; p99: number; rps: number };
   const gql: Load[] = [];
@@ -168,16 +234,33 @@ export async function benchQuery(url: string, embedded: boolean, pool: pg.Pool, 
     });
     const json = (await res.json()) as { data?: any; errors?: unknown[] };
     const steps = json.data?.run?.traces?.nodes?.[0]?.steps?.nodes?.length;
-    check = { status: res.status, verification: json.data?.run?.proof?.verificationStatus, steps, errors: json.errors };
-    if (res.status !== 200 || json.errors || json.data?.run?.proof?.verificationStatus !== "VERIFIED" || steps !== opts.steps) {
-      return { rows: [], pending: `the GraphQL query did not return the run as expected: ${JSON.stringify(check).slice(0, 600)}` };
+    check = {
+      status: res.status,
+      verification: json.data?.run?.proof?.verificationStatus,
+      steps,
+      errors: json.errors,
+    };
+    if (
+      res.status !== 200 ||
+      json.errors ||
+      json.data?.run?.proof?.verificationStatus !== "VERIFIED" ||
+      steps !== opts.steps
+    ) {
+      return {
+        rows: [],
+        pending: `the GraphQL query did not return the run as expected: ${JSON.stringify(check).slice(0, 600)}`,
+      };
     }
-    log(`query: ${opts.trials} trials of ${opts.seconds} s each, GraphQL (autocannon, ${opts.connections} connections) and pg direct`);
+    log(
+      `query: ${opts.trials} trials of ${opts.seconds} s each, GraphQL (autocannon, ${opts.connections} connections) and pg direct`,
+    );
     await gqlLoad(server.url, k.api_key, o.runId, opts.connections, 1);
     for (let i = 0; i < opts.trials; i++) {
       gql.push(await gqlLoad(server.url, k.api_key, o.runId, opts.connections, opts.seconds));
       direct.push(await pgLoad(url, o.tenantId, o.runId, opts.connections, 10, opts.seconds));
-      log(`query:   trial ${i + 1}: GraphQL p50 ${gql[i].p50} ms p99 ${gql[i].p99} ms ${Math.round(gql[i].rps)} req/s; pg p50 ${round(direct[i].p50)} ms p99 ${round(direct[i].p99)} ms ${Math.round(direct[i].rps)} req/s`);
+      log(
+        `query:   trial ${i + 1}: GraphQL p50 ${gql[i].p50} ms p99 ${gql[i].p99} ms ${Math.round(gql[i].rps)} req/s; pg p50 ${round(direct[i].p50)} ms p99 ${round(direct[i].p99)} ms ${Math.round(direct[i].rps)} req/s`,
+      );
     }
     // Unloaded: one connection, one request at a time.
     const s1 = Math.max(2, Math.round(opts.seconds / 2));
@@ -185,39 +268,77 @@ export async function benchQuery(url: string, embedded: boolean, pool: pg.Pool, 
       gql1.push(await gqlLoad(server.url, k.api_key, o.runId, 1, s1));
       direct1.push(await pgLoad(url, o.tenantId, o.runId, 1, 1, s1));
     }
-    noProof = await gqlLoad(server.url, k.api_key, o.runId, opts.connections, opts.seconds, RUN_QUERY_NO_PROOF);
-    log(`query:   1 connection: GraphQL p50 ${median(gql1.map((x) => x.p50))} ms p99 ${median(gql1.map((x) => x.p99))} ms; without the proof field ${Math.round(noProof.rps)} req/s at ${opts.connections} connections`);
+    noProof = await gqlLoad(
+      server.url,
+      k.api_key,
+      o.runId,
+      opts.connections,
+      opts.seconds,
+      RUN_QUERY_NO_PROOF,
+    );
+    log(
+      `query:   1 connection: GraphQL p50 ${median(gql1.map((x) => x.p50))} ms p99 ${median(gql1.map((x) => x.p99))} ms; without the proof field ${Math.round(noProof.rps)} req/s at ${opts.connections} connections`,
+    );
   } finally {
     await stopChild(server.child);
   }
-  const f = (xs: { p50: number; p99: number; rps: number }[], k: "p50" | "p99" | "rps", unit: string) => figure(xs.map((x) => x[k]), unit);
+  const f = (xs: { p50: number; p99: number; rps: number }[], k: "p50" | "p99" | "rps", unit: string) =>
+    figure(
+      xs.map((x) => x[k]),
+      unit,
+    );
   const note = `${opts.connections} concurrent clients, ${opts.seconds} s per trial; pg direct: the same fields in one SQL statement over a pool of 10 connections (the server's pool size), as the owner`;
   return {
     rows: [
       row({
-        section: "query", id: "query.p50", measure: `GraphQL: run of ${opts.steps} steps + its proof, latency p50`,
-        runproof: f(gql, "p50", "ms"), baseline: f(direct, "p50", "ms"), baselineLabel: "pg direct, same data, p50",
-        better: "lower", note, extra: { check },
+        section: "query",
+        id: "query.p50",
+        measure: `GraphQL: run of ${opts.steps} steps + its proof, latency p50`,
+        runproof: f(gql, "p50", "ms"),
+        baseline: f(direct, "p50", "ms"),
+        baselineLabel: "pg direct, same data, p50",
+        better: "lower",
+        note,
+        extra: { check },
       }),
       row({
-        section: "query", id: "query.p99", measure: `GraphQL: run of ${opts.steps} steps + its proof, latency p99`,
-        runproof: f(gql, "p99", "ms"), baseline: f(direct, "p99", "ms"), baselineLabel: "pg direct, same data, p99",
-        better: "lower", goal: { text: "p99 ≤ 50 ms", met: f(gql, "p99", "ms").value <= 50 },
+        section: "query",
+        id: "query.p99",
+        measure: `GraphQL: run of ${opts.steps} steps + its proof, latency p99`,
+        runproof: f(gql, "p99", "ms"),
+        baseline: f(direct, "p99", "ms"),
+        baselineLabel: "pg direct, same data, p99",
+        better: "lower",
+        goal: { text: "p99 ≤ 50 ms", met: f(gql, "p99", "ms").value <= 50 },
       }),
       row({
-        section: "query", id: "query.rps", measure: `GraphQL: run of ${opts.steps} steps + its proof, requests/s`,
-        runproof: f(gql, "rps", "req/s"), baseline: f(direct, "rps", "req/s"), baselineLabel: "pg direct, same data",
-        better: "higher", extra: { graphql_without_proof_rps: noProof ? round(noProof.rps, 1) : null },
+        section: "query",
+        id: "query.rps",
+        measure: `GraphQL: run of ${opts.steps} steps + its proof, requests/s`,
+        runproof: f(gql, "rps", "req/s"),
+        baseline: f(direct, "rps", "req/s"),
+        baselineLabel: "pg direct, same data",
+        better: "higher",
+        extra: { graphql_without_proof_rps: noProof ? round(noProof.rps, 1) : null },
       }),
       row({
-        section: "query", id: "query.single.p50", measure: `GraphQL: same query, 1 connection (unloaded), latency p50`,
-        runproof: f(gql1, "p50", "ms"), baseline: f(direct1, "p50", "ms"), baselineLabel: "pg direct, 1 connection, p50",
+        section: "query",
+        id: "query.single.p50",
+        measure: `GraphQL: same query, 1 connection (unloaded), latency p50`,
+        runproof: f(gql1, "p50", "ms"),
+        baseline: f(direct1, "p50", "ms"),
+        baselineLabel: "pg direct, 1 connection, p50",
         better: "lower",
       }),
       row({
-        section: "query", id: "query.single.p99", measure: `GraphQL: same query, 1 connection (unloaded), latency p99`,
-        runproof: f(gql1, "p99", "ms"), baseline: f(direct1, "p99", "ms"), baselineLabel: "pg direct, 1 connection, p99",
-        better: "lower", goal: { text: "p99 ≤ 50 ms", met: f(gql1, "p99", "ms").value <= 50 },
+        section: "query",
+        id: "query.single.p99",
+        measure: `GraphQL: same query, 1 connection (unloaded), latency p99`,
+        runproof: f(gql1, "p99", "ms"),
+        baseline: f(direct1, "p99", "ms"),
+        baselineLabel: "pg direct, 1 connection, p99",
+        better: "lower",
+        goal: { text: "p99 ≤ 50 ms", met: f(gql1, "p99", "ms").value <= 50 },
       }),
     ],
   };

@@ -16,8 +16,19 @@ import { runTestProposed } from "./test-proposed.ts";
 import { benchAppend, profileAppend } from "./append.ts";
 import { benchExecute, profileExecute } from "./execute.ts";
 import {
-  createTenant, figure, fmtInt, gitRevision, loadAverage, log, newPool, openBenchDatabase, registerBuiltinSkills,
-  round, row, serverFacts, type Row,
+  createTenant,
+  figure,
+  fmtInt,
+  gitRevision,
+  loadAverage,
+  log,
+  newPool,
+  openBenchDatabase,
+  registerBuiltinSkills,
+  round,
+  row,
+  serverFacts,
+  type Row,
 } from "./lib.ts";
 import { benchQuery } from "./query.ts";
 import { writeMarkdown } from "./report.ts";
@@ -28,7 +39,16 @@ const SECTIONS = ["append", "verify", "execute", "query", "scale"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]) {
-  const opts = { quick: false, proposed: false, ab: false, testProposed: false, avaArgs: [] as string[], only: new Set<Section>(SECTIONS), out: "", sql: [] as string[] };
+  const opts = {
+    quick: false,
+    proposed: false,
+    ab: false,
+    testProposed: false,
+    avaArgs: [] as string[],
+    only: new Set<Section>(SECTIONS),
+    out: "",
+    sql: [] as string[],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--test-proposed") {
@@ -42,20 +62,30 @@ function parseArgs(argv: string[]) {
     else if (a === "--proposed") opts.proposed = true;
     else if (a === "--ab") opts.ab = true;
     else if (a.startsWith("--only")) {
-      const list = value().split(",").map((s) => s.trim()).filter(Boolean);
-      for (const s of list) if (!SECTIONS.includes(s as Section)) throw new Error(`--only: unknown section ${s} (${SECTIONS.join(", ")})`);
+      const list = value()
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+      for (const s of list)
+        if (!SECTIONS.includes(s as Section))
+          throw new Error(`--only: unknown section ${s} (${SECTIONS.join(", ")})`);
       opts.only = new Set(list as Section[]);
     } else if (a.startsWith("--out")) opts.out = value();
     else if (a.startsWith("--sql")) opts.sql.push(value());
     else if (a === "--help" || a === "-h") {
-      process.stdout.write(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--proposed | --ab] [--sql <file>]... [--out <path without extension>]\n       npm run bench -- --test-proposed [ava arguments]\n`);
+      process.stdout.write(
+        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--proposed | --ab] [--sql <file>]... [--out <path without extension>]\n       npm run bench -- --test-proposed [ava arguments]\n`,
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
   if (!opts.out && opts.ab) opts.out = opts.quick ? "bench/tmp/results-ab-quick" : "bench/results-ab";
   if (!opts.out) {
-    opts.out = opts.proposed ? "bench/results-proposed" : opts.sql.length || opts.quick || opts.only.size < SECTIONS.length
-      ? "bench/tmp/results-quick" : "bench/results";
+    opts.out = opts.proposed
+      ? "bench/results-proposed"
+      : opts.sql.length || opts.quick || opts.only.size < SECTIONS.length
+        ? "bench/tmp/results-quick"
+        : "bench/results";
   }
   return opts;
 }
@@ -64,18 +94,58 @@ function parseArgs(argv: string[]) {
 function plan(quick: boolean) {
   return quick
     ? {
-        append: { trials: 3, seqSteps: 300, batchRows: 5_000, batchSize: 500, traces: 64, clients: 32, concurrentMs: 1_500 },
+        append: {
+          trials: 3,
+          seqSteps: 300,
+          batchRows: 5_000,
+          batchSize: 500,
+          traces: 64,
+          clients: 32,
+          concurrentMs: 1_500,
+        },
         verify: { sizes: [10_000, 100_000], trialsFor: () => 3, explain: true },
-        execute: { trials: 3, concurrency: 4, runs: 40, stepsPerRun: 10, oneStepRuns: 40, longRuns: 2, longSteps: 300, bareJobs: 500, latencySamples: 30 },
+        execute: {
+          trials: 3,
+          concurrency: 4,
+          runs: 40,
+          stepsPerRun: 10,
+          oneStepRuns: 40,
+          longRuns: 2,
+          longSteps: 300,
+          bareJobs: 500,
+          latencySamples: 30,
+        },
         query: { trials: 3, connections: 32, seconds: 3, steps: 100 },
         verifyAll: { runs: 1_000, steps: 100, trials: 3 },
         runList: { runs: 100_000, smallRuns: 1_000, trials: 3, samples: 50 },
       }
     : {
-        append: { trials: 5, seqSteps: 2_000, batchRows: 50_000, batchSize: 500, traces: 64, clients: 32, concurrentMs: 5_000 },
+        append: {
+          trials: 5,
+          seqSteps: 2_000,
+          batchRows: 50_000,
+          batchSize: 500,
+          traces: 64,
+          clients: 32,
+          concurrentMs: 5_000,
+        },
         // 1M steps: 3 trials of run_proof and verify_trace (each ~10 s), the others 5.
-        verify: { sizes: [10_000, 100_000, 1_000_000], trialsFor: (n: number) => (n >= 1_000_000 ? 3 : 5), explain: true },
-        execute: { trials: 3, concurrency: 4, runs: 200, stepsPerRun: 10, oneStepRuns: 200, longRuns: 3, longSteps: 1_000, bareJobs: 3_000, latencySamples: 200 },
+        verify: {
+          sizes: [10_000, 100_000, 1_000_000],
+          trialsFor: (n: number) => (n >= 1_000_000 ? 3 : 5),
+          explain: true,
+        },
+        execute: {
+          trials: 3,
+          concurrency: 4,
+          runs: 200,
+          stepsPerRun: 10,
+          oneStepRuns: 200,
+          longRuns: 3,
+          longSteps: 1_000,
+          bareJobs: 3_000,
+          latencySamples: 200,
+        },
         query: { trials: 3, connections: 32, seconds: 10, steps: 100 },
         verifyAll: { runs: 10_000, steps: 100, trials: 3 },
         runList: { runs: 1_000_000, smallRuns: 1_000, trials: 3, samples: 200 },
@@ -91,7 +161,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const loadStart = loadAverage();
   const git = gitRevision(); // at the start: the code and migrations that are measured
-  log(`mode ${args.quick ? "quick" : "full"}${args.proposed ? " + bench/proposed.sql" : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`);
+  log(
+    `mode ${args.quick ? "quick" : "full"}${args.proposed ? " + bench/proposed.sql" : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
+  );
 
   const db = await openBenchDatabase();
   const pool = newPool(db.url, 10);
@@ -104,20 +176,31 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log("interrupted: dropping the scratch database");
-    void pool.end().catch(() => {}).then(() => db.stop()).finally(() => process.exit(130));
+    void pool
+      .end()
+      .catch(() => {})
+      .then(() => db.stop())
+      .finally(() => process.exit(130));
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
   try {
-    const extraSql = [...(args.proposed ? [path.join(REPO_ROOT, "bench", "proposed.sql")] : []), ...args.sql.map((f) => path.resolve(f))];
+    const extraSql = [
+      ...(args.proposed ? [path.join(REPO_ROOT, "bench", "proposed.sql")] : []),
+      ...args.sql.map((f) => path.resolve(f)),
+    ];
     for (const file of extraSql) {
       log(`applying ${path.relative(REPO_ROOT, file)} to the scratch database`);
       await pool.query(fs.readFileSync(file, "utf8"));
-      notes.push(`${path.relative(REPO_ROOT, file)} was applied to the scratch database before measuring (not the committed migrations alone).`);
+      notes.push(
+        `${path.relative(REPO_ROOT, file)} was applied to the scratch database before measuring (not the committed migrations alone).`,
+      );
     }
     const facts = await serverFacts(pool);
-    const { rows: mig } = await pool.query<{ filename: string }>(`select filename from graphile_migrate.migrations order by filename`);
+    const { rows: mig } = await pool.query<{ filename: string }>(
+      `select filename from graphile_migrate.migrations order by filename`,
+    );
     const migrations = mig.map((m) => m.filename);
     await registerBuiltinSkills(pool);
     const section = async (name: string, fn: () => Promise<void>) => {
@@ -133,12 +216,17 @@ async function main(): Promise<void> {
     if (args.only.has("scale")) {
       await section("scale.verify_all", async () => {
         const t = await createTenant(pool, "bench-verify-all");
-        log(`scale: building ${fmtInt(p.verifyAll.runs)} finished runs x ${p.verifyAll.steps} steps for verify_all`);
+        log(
+          `scale: building ${fmtInt(p.verifyAll.runs)} finished runs x ${p.verifyAll.steps} steps for verify_all`,
+        );
         verifyAllGen = await buildManyRuns(pool, t, p.verifyAll.runs, p.verifyAll.steps);
-        await pool.query(`vacuum analyze runproof.runs, runproof.traces, runproof.trace_steps, runproof.policy_decisions`);
+        await pool.query(
+          `vacuum analyze runproof.runs, runproof.traces, runproof.trace_steps, runproof.policy_decisions`,
+        );
         log(`scale: verify_all x ${p.verifyAll.trials}`);
         verifyAll = await measureVerifyAll(pool, p.verifyAll.trials);
-        if (verifyAll.bad) throw new Error(`verify_all reported ${verifyAll.bad} broken or tampered runs on a clean ledger`);
+        if (verifyAll.bad)
+          throw new Error(`verify_all reported ${verifyAll.bad} broken or tampered runs on a clean ledger`);
       });
     }
 
@@ -147,7 +235,15 @@ async function main(): Promise<void> {
         const t = await createTenant(pool, "bench-append");
         rows.push(...(await benchAppend(db.url, pool, t, p.append)));
         log("append: profile pass (EXPLAIN ANALYZE of a 10,000-step append, pg_stat_user_functions)");
-        sections.append = { profile: await profileAppend(db.url, pool, t, Math.min(p.append.seqSteps, 1000), p.append.batchSize) };
+        sections.append = {
+          profile: await profileAppend(
+            db.url,
+            pool,
+            t,
+            Math.min(p.append.seqSteps, 1000),
+            p.append.batchSize,
+          ),
+        };
       });
     }
 
@@ -198,16 +294,33 @@ async function main(): Promise<void> {
       });
       if (verifyAll) {
         const perStep = verifyAll.steps / verifyAll.seconds.value;
-        rows.push(row({
-          section: "scale", id: "scale.verify_all",
-          measure: `verify_all over ${fmtInt(verifyAll.steps)} steps (${fmtInt(verifyAll.runs)} runs of ${p.verifyAll.steps} steps)`,
-          runproof: { ...figure(verifyAll.seconds.trials.map((s) => verifyAll!.steps / s), "steps/s") },
-          baseline: largest ? { value: largest.steps_per_s, unit: "steps/s", trials: [] } : null,
-          baselineLabel: largest ? `run_proof on one trace of ${fmtInt(largest.steps)} steps (section 2)` : "(verify section not run)",
-          better: "higher",
-          note: `median ${verifyAll.seconds.value.toFixed(2)} s per verify_all: ${Math.round(perStep)} steps/s, ${Math.round(verifyAll.runs / verifyAll.seconds.value)} runs/s`,
-          extra: { seconds: verifyAll.seconds, runs: verifyAll.runs, traces: verifyAll.traces, steps: verifyAll.steps, problems: verifyAll.bad, other_rows: verifyAll.other },
-        }));
+        rows.push(
+          row({
+            section: "scale",
+            id: "scale.verify_all",
+            measure: `verify_all over ${fmtInt(verifyAll.steps)} steps (${fmtInt(verifyAll.runs)} runs of ${p.verifyAll.steps} steps)`,
+            runproof: {
+              ...figure(
+                verifyAll.seconds.trials.map((s) => verifyAll!.steps / s),
+                "steps/s",
+              ),
+            },
+            baseline: largest ? { value: largest.steps_per_s, unit: "steps/s", trials: [] } : null,
+            baselineLabel: largest
+              ? `run_proof on one trace of ${fmtInt(largest.steps)} steps (section 2)`
+              : "(verify section not run)",
+            better: "higher",
+            note: `median ${verifyAll.seconds.value.toFixed(2)} s per verify_all: ${Math.round(perStep)} steps/s, ${Math.round(verifyAll.runs / verifyAll.seconds.value)} runs/s`,
+            extra: {
+              seconds: verifyAll.seconds,
+              runs: verifyAll.runs,
+              traces: verifyAll.traces,
+              steps: verifyAll.steps,
+              problems: verifyAll.bad,
+              other_rows: verifyAll.other,
+            },
+          }),
+        );
       }
     }
 
@@ -236,7 +349,7 @@ async function main(): Promise<void> {
     };
     const out = path.resolve(REPO_ROOT, args.out);
     fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(`${out}.json`, JSON.stringify(results, null, 2) + "\n");
+    fs.writeFileSync(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
     fs.writeFileSync(`${out}.md`, writeMarkdown(results));
     log(`wrote ${path.relative(REPO_ROOT, out)}.json and .md (${results.duration_seconds} s)`);
   } finally {

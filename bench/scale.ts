@@ -3,7 +3,19 @@
 // runproof.verify_all over a ledger of many runs.
 import pg from "pg";
 import {
-  figure, fmtInt, inTransaction, log, median, now, percentile, row, STEP_COLUMNS, TINY_PLAN, type Figure, type Row, type Tenant,
+  figure,
+  fmtInt,
+  inTransaction,
+  log,
+  median,
+  now,
+  percentile,
+  row,
+  STEP_COLUMNS,
+  TINY_PLAN,
+  type Figure,
+  type Row,
+  type Tenant,
 } from "./lib.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -15,20 +27,32 @@ import {
  * trigger, `chunk` runs per transaction. Their plans are the one-step minimum: plans are not
  * part of the proof, and each plan step costs a registry look-up per run at insert.
  */
-export async function buildManyRuns(pool: pg.Pool, t: Tenant, runs: number, steps: number, chunk = 1000): Promise<number> {
+export async function buildManyRuns(
+  pool: pg.Pool,
+  t: Tenant,
+  runs: number,
+  steps: number,
+  chunk = 1000,
+): Promise<number> {
   const start = now();
   for (let done = 0; done < runs; done += chunk) {
     const n = Math.min(chunk, runs - done);
     await inTransaction(pool, async (c) => {
-      const { rows: [r] } = await c.query(
+      const {
+        rows: [r],
+      } = await c.query(
         `with r as (
            insert into runproof.runs (tenant_id, agent_id, goal, origin_system_id, plan, status)
            select $1, $2, 'bench verify_all', 'runproof-bench', $3::jsonb, 'planned' from generate_series(1, $4)
            returning id)
          select array_agg(id) as ids from r`,
-        [t.tenantId, t.agentId, JSON.stringify(TINY_PLAN), n]);
+        [t.tenantId, t.agentId, JSON.stringify(TINY_PLAN), n],
+      );
       const ids: string[] = r.ids;
-      await c.query(`select 1 from unnest($2::uuid[]) id, runproof_private.start_attempt($1, id)`, [t.tenantId, ids]);
+      await c.query(`select 1 from unnest($2::uuid[]) id, runproof_private.start_attempt($1, id)`, [
+        t.tenantId,
+        ids,
+      ]);
       // Decision i then step i, trace by trace (see SET_BASED_APPEND in lib.ts).
       await c.query(
         `with d as (
@@ -42,11 +66,21 @@ export async function buildManyRuns(pool: pg.Pool, t: Tenant, runs: number, step
          select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision, jsonb_build_object('i', step_index),
                 jsonb_build_object('echo', jsonb_build_object('i', step_index)), now(), now(), 0.125, 0, 'worker', 'INFO'
            from d`,
-        [t.tenantId, ids, steps]);
-      await c.query(`update runproof.runs set next_plan_step = jsonb_array_length(plan -> 'steps') where tenant_id = $1 and id = any($2::uuid[])`, [t.tenantId, ids]);
-      await c.query(`select 1 from runproof.traces t, runproof_private.seal_trace(t.tenant_id, t.id, 'completed')
-                      where t.tenant_id = $1 and t.run_id = any($2::uuid[])`, [t.tenantId, ids]);
-      await c.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = any($2::uuid[])`, [t.tenantId, ids]);
+        [t.tenantId, ids, steps],
+      );
+      await c.query(
+        `update runproof.runs set next_plan_step = jsonb_array_length(plan -> 'steps') where tenant_id = $1 and id = any($2::uuid[])`,
+        [t.tenantId, ids],
+      );
+      await c.query(
+        `select 1 from runproof.traces t, runproof_private.seal_trace(t.tenant_id, t.id, 'completed')
+                      where t.tenant_id = $1 and t.run_id = any($2::uuid[])`,
+        [t.tenantId, ids],
+      );
+      await c.query(
+        `update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = any($2::uuid[])`,
+        [t.tenantId, ids],
+      );
     });
     if ((done + n) % Math.max(chunk, Math.floor(runs / 5)) === 0 || done + n === runs) {
       log(`scale:   ${fmtInt(done + n)} / ${fmtInt(runs)} runs of ${steps} steps`);
@@ -66,9 +100,12 @@ export interface VerifyAllMeasure {
 }
 
 export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<VerifyAllMeasure> {
-  const { rows: [c] } = await pool.query(
+  const {
+    rows: [c],
+  } = await pool.query(
     `select (select count(*) from runproof.runs)::int as runs, (select count(*) from runproof.traces)::int as traces,
-            (select count(*) from runproof.trace_steps)::int as steps`);
+            (select count(*) from runproof.trace_steps)::int as steps`,
+  );
   const secs: number[] = [];
   let bad = 0;
   let other = 0;
@@ -76,10 +113,13 @@ export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<V
     const s = now();
     // Chain problems fail the bench; other rows (guard status: e.g. functions replaced by --proposed
     // outside a migration show up as schema drift) are only counted.
-    const { rows: [r] } = await pool.query(
+    const {
+      rows: [r],
+    } = await pool.query(
       `select count(*) filter (where v.verification_status is not null and v.verification_status not in ('VERIFIED', 'IN_PROGRESS'))::int as bad,
               count(*)::int as rows
-         from runproof.verify_all() v`);
+         from runproof.verify_all() v`,
+    );
     secs.push((now() - s) / 1000);
     bad = r.bad;
     other = r.rows - r.bad;
@@ -92,7 +132,12 @@ export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<V
 // ---------------------------------------------------------------------------------------------
 
 /** `count` planned runs with created_at 100 ms apart, `chunk` per transaction (every insert trigger runs). */
-export async function generateRuns(pool: pg.Pool, t: Tenant, count: number, chunk = 100_000): Promise<number> {
+export async function generateRuns(
+  pool: pg.Pool,
+  t: Tenant,
+  count: number,
+  chunk = 100_000,
+): Promise<number> {
   const start = now();
   const base = new Date();
   for (let from = 0; from < count; from += chunk) {
@@ -101,7 +146,8 @@ export async function generateRuns(pool: pg.Pool, t: Tenant, count: number, chun
       `insert into runproof.runs (tenant_id, agent_id, goal, origin_system_id, plan, status, created_at)
        select $1, $2, 'bench list ' || g, 'runproof-bench', $3::jsonb, 'planned', $4::timestamptz - make_interval(secs => g / 10.0)
          from generate_series($5::int, $6::int - 1) g`,
-      [t.tenantId, t.agentId, JSON.stringify(TINY_PLAN), base, from, to]);
+      [t.tenantId, t.agentId, JSON.stringify(TINY_PLAN), base, from, to],
+    );
     if (count >= 500_000) log(`scale:   ${fmtInt(to)} / ${fmtInt(count)} runs`);
   }
   await pool.query(`analyze runproof.runs`);
@@ -120,11 +166,18 @@ async function tenantClient(url: string, tenantId: string): Promise<pg.Client> {
   c.on("error", () => {});
   await c.connect();
   await c.query(`begin`);
-  await c.query(`select set_config('role', 'runproof_tenant', true), set_config('runproof.tenant_id', $1, true)`, [tenantId]);
+  await c.query(
+    `select set_config('role', 'runproof_tenant', true), set_config('runproof.tenant_id', $1, true)`,
+    [tenantId],
+  );
   return c;
 }
 
-async function sampleLatency(c: pg.Client, q: { name: string; text: string; values?: unknown[] }, n: number): Promise<number[]> {
+async function sampleLatency(
+  c: pg.Client,
+  q: { name: string; text: string; values?: unknown[] },
+  n: number,
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const s = now();
@@ -148,15 +201,29 @@ export interface RunListResult {
   explain: string[];
 }
 
-export async function benchRunList(url: string, pool: pg.Pool, big: Tenant, small: Tenant, opts: RunListOptions): Promise<RunListResult> {
-  log(`scale: generating ${fmtInt(opts.runs)} runs (INSERT ... SELECT, every insert trigger) and ${fmtInt(opts.smallRuns)} for the small tenant`);
+export async function benchRunList(
+  url: string,
+  pool: pg.Pool,
+  big: Tenant,
+  small: Tenant,
+  opts: RunListOptions,
+): Promise<RunListResult> {
+  log(
+    `scale: generating ${fmtInt(opts.runs)} runs (INSERT ... SELECT, every insert trigger) and ${fmtInt(opts.smallRuns)} for the small tenant`,
+  );
   const generationSeconds = await generateRuns(pool, big, opts.runs);
   await generateRuns(pool, small, opts.smallRuns);
   const depth = Math.floor(opts.runs * 0.9);
-  const { rows: [cur] } = await pool.query(
-    `select created_at, id from runproof.runs where tenant_id = $1 order by created_at desc, id desc offset $2 limit 1`, [big.tenantId, depth - 1]);
+  const {
+    rows: [cur],
+  } = await pool.query(
+    `select created_at, id from runproof.runs where tenant_id = $1 order by created_at desc, id desc offset $2 limit 1`,
+    [big.tenantId, depth - 1],
+  );
 
-  log(`scale: run list latency, ${opts.trials} trials x ${opts.samples} samples (first page, small tenant, page at depth ${fmtInt(depth)})`);
+  log(
+    `scale: run list latency, ${opts.trials} trials x ${opts.samples} samples (first page, small tenant, page at depth ${fmtInt(depth)})`,
+  );
   const cBig = await tenantClient(url, big.tenantId);
   const cSmall = await tenantClient(url, small.tenantId);
   const first = { p50: [] as number[], p99: [] as number[] };
@@ -173,9 +240,12 @@ export async function benchRunList(url: string, pool: pg.Pool, big: Tenant, smal
       const a = await sampleLatency(cBig, firstQ, opts.samples);
       const b = await sampleLatency(cBig, deepQ, opts.samples);
       const s = await sampleLatency(cSmall, firstQ, opts.samples);
-      first.p50.push(percentile(a, 50)); first.p99.push(percentile(a, 99));
-      deep.p50.push(percentile(b, 50)); deep.p99.push(percentile(b, 99));
-      smallFirst.p50.push(percentile(s, 50)); smallFirst.p99.push(percentile(s, 99));
+      first.p50.push(percentile(a, 50));
+      first.p99.push(percentile(a, 99));
+      deep.p50.push(percentile(b, 50));
+      deep.p99.push(percentile(b, 99));
+      smallFirst.p50.push(percentile(s, 50));
+      smallFirst.p99.push(percentile(s, 99));
     }
     // The same depth with OFFSET (what offset-based paging would cost): a few samples, it is slow.
     offsetMs = await sampleLatency(cBig, { name: "bench_offset", text: OFFSET_PAGE, values: [depth] }, 3);
@@ -195,31 +265,57 @@ export async function benchRunList(url: string, pool: pg.Pool, big: Tenant, smal
     explain,
     rows: [
       row({
-        section: "scale", id: "scale.first_page.p50", measure: `Run list, first page of 50 (tenant with ${n} runs), p50`,
-        runproof: figure(first.p50, "ms"), baseline: figure(smallFirst.p50, "ms"), baselineLabel: `same query, tenant with ${fmtInt(opts.smallRuns)} runs`,
-        better: "lower", note,
+        section: "scale",
+        id: "scale.first_page.p50",
+        measure: `Run list, first page of 50 (tenant with ${n} runs), p50`,
+        runproof: figure(first.p50, "ms"),
+        baseline: figure(smallFirst.p50, "ms"),
+        baselineLabel: `same query, tenant with ${fmtInt(opts.smallRuns)} runs`,
+        better: "lower",
+        note,
       }),
       row({
-        section: "scale", id: "scale.first_page.p99", measure: `Run list, first page of 50 (tenant with ${n} runs), p99`,
-        runproof: figure(first.p99, "ms"), baseline: figure(smallFirst.p99, "ms"), baselineLabel: `same query, tenant with ${fmtInt(opts.smallRuns)} runs`,
+        section: "scale",
+        id: "scale.first_page.p99",
+        measure: `Run list, first page of 50 (tenant with ${n} runs), p99`,
+        runproof: figure(first.p99, "ms"),
+        baseline: figure(smallFirst.p99, "ms"),
+        baselineLabel: `same query, tenant with ${fmtInt(opts.smallRuns)} runs`,
         better: "lower",
       }),
       row({
-        section: "scale", id: "scale.deep_page.p50", measure: `Run list, keyset page at depth ${fmtInt(depth)} of ${n}, p50`,
-        runproof: figure(deep.p50, "ms"), baseline: figure(first.p50, "ms"), baselineLabel: "first page, same tenant",
-        better: "lower", note: "where (created_at, id) < ($cursor) order by created_at desc, id desc limit 51",
-        extra: { offset_page_ms: offsetMs.map((x) => Math.round(x * 100) / 100), offset_page_median_ms: Math.round(median(offsetMs) * 100) / 100 },
+        section: "scale",
+        id: "scale.deep_page.p50",
+        measure: `Run list, keyset page at depth ${fmtInt(depth)} of ${n}, p50`,
+        runproof: figure(deep.p50, "ms"),
+        baseline: figure(first.p50, "ms"),
+        baselineLabel: "first page, same tenant",
+        better: "lower",
+        note: "where (created_at, id) < ($cursor) order by created_at desc, id desc limit 51",
+        extra: {
+          offset_page_ms: offsetMs.map((x) => Math.round(x * 100) / 100),
+          offset_page_median_ms: Math.round(median(offsetMs) * 100) / 100,
+        },
       }),
       row({
-        section: "scale", id: "scale.deep_page.p99", measure: `Run list, keyset page at depth ${fmtInt(depth)} of ${n}, p99`,
-        runproof: figure(deep.p99, "ms"), baseline: figure(first.p99, "ms"), baselineLabel: "first page, same tenant",
+        section: "scale",
+        id: "scale.deep_page.p99",
+        measure: `Run list, keyset page at depth ${fmtInt(depth)} of ${n}, p99`,
+        runproof: figure(deep.p99, "ms"),
+        baseline: figure(first.p99, "ms"),
+        baselineLabel: "first page, same tenant",
         better: "lower",
       }),
     ],
   };
 }
 
-async function explainAsTenant(url: string, tenantId: string, sql: string, values: unknown[]): Promise<string[]> {
+async function explainAsTenant(
+  url: string,
+  tenantId: string,
+  sql: string,
+  values: unknown[],
+): Promise<string[]> {
   const c = await tenantClient(url, tenantId);
   try {
     const { rows } = await c.query(`explain (analyze, buffers) ${sql}`, values);
@@ -231,4 +327,3 @@ async function explainAsTenant(url: string, tenantId: string, sql: string, value
     await c.end();
   }
 }
-

@@ -31,9 +31,13 @@ export async function runTestProposed(avaArgs: string[]): Promise<number> {
     await t.connect();
     await t.query("begin");
     await t.query(fs.readFileSync(path.join(REPO_ROOT, "bench", "proposed.sql"), "utf8"));
-    const { rows: [last] } = await t.query(`select hash from graphile_migrate.migrations order by filename desc limit 1`);
-    await t.query(`insert into graphile_migrate.migrations (hash, previous_hash, filename) values ('sha1:proposed', $1, '999999-proposed.sql')`,
-      [last.hash]);
+    const {
+      rows: [last],
+    } = await t.query(`select hash from graphile_migrate.migrations order by filename desc limit 1`);
+    await t.query(
+      `insert into graphile_migrate.migrations (hash, previous_hash, filename) values ('sha1:proposed', $1, '999999-proposed.sql')`,
+      [last.hash],
+    );
     await t.query("commit");
     await t.end();
     await admin.query(`alter database ${TEMPLATE} allow_connections false`);
@@ -47,7 +51,8 @@ export async function runTestProposed(avaArgs: string[]): Promise<number> {
         ...process.env,
         RUNPROOF_TEST_ROOT_URL: server.rootUrl,
         RUNPROOF_TEST_TEMPLATE: TEMPLATE,
-        RUNPROOF_AUTHENTICATOR_PASSWORD: process.env.RUNPROOF_AUTHENTICATOR_PASSWORD || randomBytes(18).toString("hex"),
+        RUNPROOF_AUTHENTICATOR_PASSWORD:
+          process.env.RUNPROOF_AUTHENTICATOR_PASSWORD || randomBytes(18).toString("hex"),
       },
     });
     code = await new Promise<number>((resolve) => ava.on("exit", (c) => resolve(c ?? 1)));

@@ -2,8 +2,19 @@
 // against the floor: node:crypto SHA-256 over the very same canonical bytes (fetched from
 // runproof_private.step_canonical), recomputing the chain and comparing every stored hash.
 import { createHash } from "node:crypto";
-import pg from "pg";
-import { figure, fmtInt, median, generateTrace, log, now, row, type OpenTrace, type Row, type Tenant } from "./lib.ts";
+import type pg from "pg";
+import {
+  figure,
+  fmtInt,
+  median,
+  generateTrace,
+  log,
+  now,
+  row,
+  type OpenTrace,
+  type Row,
+  type Tenant,
+} from "./lib.ts";
 
 export interface VerifyOptions {
   sizes: number[];
@@ -49,7 +60,11 @@ async function fetchCanonical(pool: pg.Pool, o: OpenTrace): Promise<Fetched> {
     });
     for (;;) {
       // binary: bytea arrives as raw bytes (pg supports it per query; @types/pg does not declare it).
-      const r = await c.query({ text: "fetch 50000 from bench_canon", rowMode: "array", binary: true } as pg.QueryArrayConfig);
+      const r = await c.query({
+        text: "fetch 50000 from bench_canon",
+        rowMode: "array",
+        binary: true,
+      } as pg.QueryArrayConfig);
       if (!r.rows.length) break;
       for (const [canon, prev, hash] of r.rows as [Buffer, Buffer, Buffer][]) {
         out.canonical.push(canon);
@@ -82,7 +97,9 @@ function hashChain(o: OpenTrace, f: Fetched): { ms: number; root: string; ok: bo
 export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions): Promise<VerifyResult> {
   const result: VerifyResult = { rows: [], generation: [] };
   for (const size of opts.sizes) {
-    log(`verify: generating a trace of ${fmtInt(size)} steps (set-based INSERT ... SELECT through the chain trigger)`);
+    log(
+      `verify: generating a trace of ${fmtInt(size)} steps (set-based INSERT ... SELECT through the chain trigger)`,
+    );
     const g0 = now();
     const o = await generateTrace(pool, t, size, 100_000, (done) => {
       if (size >= 500_000) log(`verify:   ${fmtInt(done)} / ${fmtInt(size)} steps`);
@@ -90,7 +107,11 @@ export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions)
     const genS = (now() - g0) / 1000;
     // Statistics as autovacuum would have them by the time anyone verifies this trace.
     await pool.query(`analyze runproof.trace_steps`);
-    result.generation.push({ steps: size, seconds: Math.round(genS * 10) / 10, steps_per_s: Math.round(size / genS) });
+    result.generation.push({
+      steps: size,
+      seconds: Math.round(genS * 10) / 10,
+      steps_per_s: Math.round(size / genS),
+    });
 
     const trials = opts.trialsFor(size);
     log(`verify: ${fmtInt(size)} steps, ${trials} trials each of run_proof, verify_trace and the node floor`);
@@ -102,11 +123,21 @@ export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions)
     let proofRoot = "";
     for (let k = 0; k < trials; k++) {
       let s = now();
-      const { rows: [p] } = await pool.query(`select verification_status, step_count from runproof.run_proof($1, $2)`, [o.tenantId, o.runId]);
+      const {
+        rows: [p],
+      } = await pool.query(`select verification_status, step_count from runproof.run_proof($1, $2)`, [
+        o.tenantId,
+        o.runId,
+      ]);
       runProof.push(size / ((now() - s) / 1000));
-      if (p.verification_status !== "VERIFIED" || p.step_count !== size) throw new Error(`run_proof: ${JSON.stringify(p)}`);
+      if (p.verification_status !== "VERIFIED" || p.step_count !== size)
+        throw new Error(`run_proof: ${JSON.stringify(p)}`);
       s = now();
-      const { rows: [v] } = await pool.query(`select verification_status, root_hash from runproof.verify_trace($1)`, [o.traceId]);
+      const {
+        rows: [v],
+      } = await pool.query(`select verification_status, root_hash from runproof.verify_trace($1)`, [
+        o.traceId,
+      ]);
       verifyTrace.push(size / ((now() - s) / 1000));
       if (v.verification_status !== "VERIFIED") throw new Error(`verify_trace: ${JSON.stringify(v)}`);
       proofRoot = v.root_hash;
@@ -116,7 +147,8 @@ export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions)
     const floor: number[] = [];
     for (let k = 0; k < Math.max(3, trials); k++) {
       const h = hashChain(o, fetched);
-      if (!h.ok || h.root !== proofRoot) throw new Error(`the node floor disagrees with verify_trace (root ${h.root} vs ${proofRoot})`);
+      if (!h.ok || h.root !== proofRoot)
+        throw new Error(`the node floor disagrees with verify_trace (root ${h.root} vs ${proofRoot})`);
       floor.push(size / (h.ms / 1000));
     }
     const bytes = fetched.canonical.reduce((a, b) => a + b.length, 0);
@@ -129,21 +161,40 @@ export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions)
       floor_agrees_with_verify_trace: true,
       root_hash: proofRoot,
     };
-    result.rows.push(row({
-      section: "verify", id: `verify.run_proof.${size}`, measure: `Verify run_proof, 1 trace of ${fmtInt(size)} steps`,
-      runproof: figure(runProof, "steps/s"), baseline: floorFig, baselineLabel: "node:crypto SHA-256 chain over the same canonical bytes",
-      better: "higher", goal: met(runProof), extra,
-    }));
-    result.rows.push(row({
-      section: "verify", id: `verify.verify_trace.${size}`, measure: `Verify verify_trace, ${fmtInt(size)} steps`,
-      runproof: figure(verifyTrace, "steps/s"), baseline: floorFig, baselineLabel: "node:crypto SHA-256 chain over the same canonical bytes",
-      better: "higher", goal: met(verifyTrace),
-    }));
+    result.rows.push(
+      row({
+        section: "verify",
+        id: `verify.run_proof.${size}`,
+        measure: `Verify run_proof, 1 trace of ${fmtInt(size)} steps`,
+        runproof: figure(runProof, "steps/s"),
+        baseline: floorFig,
+        baselineLabel: "node:crypto SHA-256 chain over the same canonical bytes",
+        better: "higher",
+        goal: met(runProof),
+        extra,
+      }),
+    );
+    result.rows.push(
+      row({
+        section: "verify",
+        id: `verify.verify_trace.${size}`,
+        measure: `Verify verify_trace, ${fmtInt(size)} steps`,
+        runproof: figure(verifyTrace, "steps/s"),
+        baseline: floorFig,
+        baselineLabel: "node:crypto SHA-256 chain over the same canonical bytes",
+        better: "higher",
+        goal: met(verifyTrace),
+      }),
+    );
     result.largest = { steps: size, steps_per_s: median(runProof) };
     fetched.canonical.length = 0;
 
     if (opts.explain && size === opts.sizes[opts.sizes.length - 1]) {
-      result.explain = await explainNested(pool, `select verification_status from runproof.verify_trace($1)`, [o.traceId]);
+      result.explain = await explainNested(
+        pool,
+        `select verification_status from runproof.verify_trace($1)`,
+        [o.traceId],
+      );
     }
   }
   return result;
@@ -157,7 +208,9 @@ export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions)
 export async function explainNested(pool: pg.Pool, sql: string, values: unknown[]): Promise<string[]> {
   const c = await pool.connect();
   const notices: string[] = [];
-  const onNotice = (n: { message?: string }) => { if (n.message) notices.push(n.message); };
+  const onNotice = (n: { message?: string }) => {
+    if (n.message) notices.push(n.message);
+  };
   c.on("notice", onNotice);
   try {
     await c.query(`load 'auto_explain'`);
@@ -174,4 +227,3 @@ export async function explainNested(pool: pg.Pool, sql: string, values: unknown[
   }
   return notices;
 }
-

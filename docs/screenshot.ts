@@ -57,7 +57,18 @@ const PLAN = {
   version: 1,
   steps: [
     { skill: "noop", input: { note: "hello" } },
-    { skill: "json_transform", input: { expression: "items[price > 10].name", data: { items: [{ name: "a", price: 5 }, { name: "b", price: 20 }] } } },
+    {
+      skill: "json_transform",
+      input: {
+        expression: "items[price > 10].name",
+        data: {
+          items: [
+            { name: "a", price: 5 },
+            { name: "b", price: 20 },
+          ],
+        },
+      },
+    },
     { skill: "wait", input: { ms: 50 } },
   ],
 };
@@ -66,7 +77,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "runproof-screenshot-"));
-  const cleanups: Array<() => Promise<unknown> | unknown> = [() => fs.rmSync(tmp, { recursive: true, force: true })];
+  const cleanups: Array<() => Promise<unknown> | unknown> = [
+    () => fs.rmSync(tmp, { recursive: true, force: true }),
+  ];
   try {
     const pgServer = await startEmbeddedPostgres({ dataDir: path.join(tmp, "pg"), persistent: false });
     cleanups.unshift(() => pgServer.stop());
@@ -79,14 +92,30 @@ async function main(): Promise<void> {
     cleanups.unshift(() => worker.stop());
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     cleanups.unshift(() => pool.end());
-    const { rows: [tenant] } = await pool.query(`select id from runproof_private.create_tenant('acme')`);
-    const { rows: [key] } = await pool.query(`select api_key from runproof_private.create_api_key($1, 'screenshot')`, [tenant.id]);
-    const { rows: [agent] } = await pool.query(`select id from runproof.create_agent('researcher', 'finds the expensive items', tenant_id => $1)`, [tenant.id]);
-    const { rows: [run] } = await pool.query(
+    const {
+      rows: [tenant],
+    } = await pool.query(`select id from runproof_private.create_tenant('acme')`);
+    const {
+      rows: [key],
+    } = await pool.query(`select api_key from runproof_private.create_api_key($1, 'screenshot')`, [
+      tenant.id,
+    ]);
+    const {
+      rows: [agent],
+    } = await pool.query(
+      `select id from runproof.create_agent('researcher', 'finds the expensive items', tenant_id => $1)`,
+      [tenant.id],
+    );
+    const {
+      rows: [run],
+    } = await pool.query(
       `select id from runproof.enqueue_run(tenant_id => $1, agent_id => $2, goal => 'pick the items over 10', origin_system_id => 'docs-screenshot', plan => $3)`,
-      [tenant.id, agent.id, PLAN]);
+      [tenant.id, agent.id, PLAN],
+    );
     for (let i = 0; ; i++) {
-      const { rows: [r] } = await pool.query(`select status from runproof.runs where id = $1`, [run.id]);
+      const {
+        rows: [r],
+      } = await pool.query(`select status from runproof.runs where id = $1`, [run.id]);
       if (["succeeded", "failed", "halted", "cancelled"].includes(r.status)) {
         if (r.status !== "succeeded") throw new Error(`the demo run ended ${r.status}`);
         break;
@@ -114,12 +143,25 @@ async function main(): Promise<void> {
 
 async function screenshot(pageUrl: string, apiKey: string, tmp: string): Promise<void> {
   const profile = fs.mkdtempSync(path.join(tmp, "chromium-profile-"));
-  const chromium = spawn("chromium", [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${profile}`, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-    `--window-size=${WIDTH},${HEIGHT}`, "about:blank",
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  const chromium = spawn(
+    "chromium",
+    [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--user-data-dir=${profile}`,
+      "--remote-debugging-address=127.0.0.1",
+      "--remote-debugging-port=0",
+      `--window-size=${WIDTH},${HEIGHT}`,
+      "about:blank",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   try {
     const browserWs = await new Promise<string>((resolve, reject) => {
       let buf = "";
@@ -135,14 +177,22 @@ async function screenshot(pageUrl: string, apiKey: string, tmp: string): Promise
       chromium.once("exit", (code) => reject(new Error(`chromium exited (${code}):\n${buf}`)));
     });
     const { host } = new URL(browserWs);
-    const targets = (await (await fetch(`http://${host}/json/list`)).json()) as Array<{ type: string; webSocketDebuggerUrl: string }>;
+    const targets = (await (await fetch(`http://${host}/json/list`)).json()) as Array<{
+      type: string;
+      webSocketDebuggerUrl: string;
+    }>;
     const page = targets.find((t) => t.type === "page");
     if (!page) throw new Error("no page target in chromium");
     const cdp = await Cdp.connect(page.webSocketDebuggerUrl);
     try {
       await cdp.send("Page.enable");
       await cdp.send("Runtime.enable");
-      await cdp.send("Emulation.setDeviceMetricsOverride", { width: WIDTH, height: HEIGHT, deviceScaleFactor: 1, mobile: false });
+      await cdp.send("Emulation.setDeviceMetricsOverride", {
+        width: WIDTH,
+        height: HEIGHT,
+        deviceScaleFactor: 1,
+        mobile: false,
+      });
       // Where GraphiQL looks for the first tab's query and headers when it has no saved tabs.
       const origin = new URL(pageUrl).origin;
       await cdp.send("Page.addScriptToEvaluateOnNewDocument", {
@@ -155,10 +205,18 @@ async function screenshot(pageUrl: string, apiKey: string, tmp: string): Promise
       const loaded = cdp.once("Page.loadEventFired");
       await cdp.send("Page.navigate", { url: pageUrl });
       await loaded;
-      await waitFor(cdp, `!!document.querySelector(".graphiql-execute-button") && !document.querySelector(".graphiql-execute-button").disabled`, "the Run button");
+      await waitFor(
+        cdp,
+        `!!document.querySelector(".graphiql-execute-button") && !document.querySelector(".graphiql-execute-button").disabled`,
+        "the Run button",
+      );
       await sleep(1500); // schema introspection, syntax highlighting
       await cdp.evaluate(`document.querySelector(".graphiql-execute-button").click()`);
-      await waitFor(cdp, `(document.querySelector(".graphiql-response")?.innerText ?? "").includes("VERIFIED")`, "a VERIFIED result");
+      await waitFor(
+        cdp,
+        `(document.querySelector(".graphiql-response")?.innerText ?? "").includes("VERIFIED")`,
+        "a VERIFIED result",
+      );
       await sleep(800);
       const { data } = await cdp.send("Page.captureScreenshot", { format: "png" });
       fs.writeFileSync(OUT, Buffer.from(data as string, "base64"));
@@ -229,7 +287,10 @@ class Cdp {
   }
 
   async evaluate(expression: string): Promise<unknown> {
-    const { result, exceptionDetails } = await this.send("Runtime.evaluate", { expression, returnByValue: true });
+    const { result, exceptionDetails } = await this.send("Runtime.evaluate", {
+      expression,
+      returnByValue: true,
+    });
     if (exceptionDetails) throw new Error(`page error: ${exceptionDetails.text}`);
     return result.value;
   }

@@ -118,8 +118,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
           // Only POST executes GraphQL (GET serves Ruru or is refused with 405): authenticate those.
           if (digest.path !== GRAPHQL_PATH || digest.method !== "POST") return next();
           const headers = digest.headers;
-          const authorization = headers["authorization"] ?? headers["Authorization"];
-          let result;
+          const authorization = headers.authorization ?? headers.Authorization;
+          let result: Awaited<ReturnType<typeof apiKeys.authenticate>>;
           try {
             result = await apiKeys.authenticate(authorization);
           } catch (err) {
@@ -147,14 +147,16 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
           const readBody = digest.getBody.bind(digest);
           let body: ReturnType<typeof readBody> | undefined;
           digest.getBody = () => (body ??= readBody());
-          let read;
+          let read: Awaited<ReturnType<typeof readBody>>;
           try {
             read = await digest.getBody();
           } catch {
             return next(); // too large, or the client went away: grafserv answers that itself
           }
-          const problem = read.type === "buffer" && /json/i.test(headers["content-type"] ?? headers["Content-Type"] ?? "")
-            ? checkJsonBody(read.buffer) : null;
+          const problem =
+            read.type === "buffer" && /json/i.test(headers["content-type"] ?? headers["Content-Type"] ?? "")
+              ? checkJsonBody(read.buffer)
+              : null;
           if (problem) {
             return {
               type: "json" as const,
@@ -194,7 +196,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
             // Subscriptions: the key comes in graphql-ws's connection_init payload.
             const params = requestContext.ws.normalizedConnectionParams;
             const result = await apiKeys.authenticate(params?.authorization);
-            if (!result.ok) throw new SafeError(result.error.message, { code: "UNAUTHENTICATED", hint: result.error.hint });
+            if (!result.ok)
+              throw new SafeError(result.error.message, { code: "UNAUTHENTICATED", hint: result.error.hint });
             tenantId = result.tenantId;
           }
           if (!tenantId) {
@@ -263,8 +266,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         await closed;
         // PostGraphile releases grafserv (and its WebSocket server) itself; then the
         // pg service, whose subscriber holds a LISTEN connection, then the pool.
-        await Promise.resolve(pgl.release()).catch((err: unknown) => logger.warn({ err }, "releasing PostGraphile failed"));
-        await Promise.resolve(pgService.release?.()).catch((err: unknown) => logger.warn({ err }, "releasing the pg service failed"));
+        await Promise.resolve(pgl.release()).catch((err: unknown) =>
+          logger.warn({ err }, "releasing PostGraphile failed"),
+        );
+        await Promise.resolve(pgService.release?.()).catch((err: unknown) =>
+          logger.warn({ err }, "releasing the pg service failed"),
+        );
         await pool.end().catch((err: unknown) => logger.warn({ err }, "closing the database pool failed"));
         logger.info("GraphQL server stopped");
       })()),

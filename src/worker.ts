@@ -41,7 +41,9 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const pool = new pg.Pool({ connectionString: opts.connectionString, max: concurrency + 4 });
   // A lost connection must not crash the process: the job retries and crash recovery resumes the run.
   pool.on("error", (e) => logger.error({ err: e.message }, "idle database connection failed"));
-  pool.on("connect", (client) => client.on("error", (e) => logger.error({ err: e.message }, "database connection failed")));
+  pool.on("connect", (client) =>
+    client.on("error", (e) => logger.error({ err: e.message }, "database connection failed")),
+  );
   retryConnectWhileDatabaseIsDown(pool, logger);
   const processId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
@@ -51,10 +53,19 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
 
   const known = new Set<string>();
   const heartbeat = async (workerIds: string[] = []) => {
-    await pool.query(`select runproof_private.worker_heartbeat($1, $2, $3, $4)`, [processId, workerIds, os.hostname(), process.pid]);
+    await pool.query(`select runproof_private.worker_heartbeat($1, $2, $3, $4)`, [
+      processId,
+      workerIds,
+      os.hostname(),
+      process.pid,
+    ]);
   };
   const ctx: WorkerContext = {
-    pool, config, registry, logger, processId,
+    pool,
+    config,
+    registry,
+    logger,
+    processId,
     async registerWorker(workerId) {
       if (!workerId || known.has(workerId)) return;
       known.add(workerId);
@@ -66,9 +77,14 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const sweep = async () => {
     try {
       await heartbeat();
-      const { rows: [r] } = await pool.query<{ ids: string[] }>(
-        `select runproof_private.recover_stale_workers(make_interval(secs => $1::float8 / 1000)) as ids`, [config.staleWorkerMs]);
-      if (r.ids.length) logger.warn({ workers: r.ids }, "unlocked the jobs of workers whose heartbeat stopped");
+      const {
+        rows: [r],
+      } = await pool.query<{ ids: string[] }>(
+        `select runproof_private.recover_stale_workers(make_interval(secs => $1::float8 / 1000)) as ids`,
+        [config.staleWorkerMs],
+      );
+      if (r.ids.length)
+        logger.warn({ workers: r.ids }, "unlocked the jobs of workers whose heartbeat stopped");
     } catch (e) {
       logger.error({ err: (e as Error).message }, "heartbeat or recovery sweep failed");
     }
@@ -101,10 +117,14 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       stopped = true;
       clearInterval(timer);
       // After a forceful runner.kill() the runner is already stopped; the rest still needs doing.
-      await runner.stop().catch((e: Error) => { if (!/already stopped/i.test(e.message)) throw e; });
+      await runner.stop().catch((e: Error) => {
+        if (!/already stopped/i.test(e.message)) throw e;
+      });
       // graphile-worker may still be writing job outcomes (after a kill, asynchronously).
       await runner.promise.catch(() => {});
-      await pool.query(`delete from runproof_private.worker_heartbeats where process_id = $1`, [processId]).catch(() => {});
+      await pool
+        .query(`delete from runproof_private.worker_heartbeats where process_id = $1`, [processId])
+        .catch(() => {});
       await pool.end();
     },
   };
@@ -128,7 +148,10 @@ export function retryConnectWhileDatabaseIsDown(pool: pg.Pool, logger: Logger, m
           return await (connect() as Promise<pg.PoolClient>);
         } catch (e) {
           if (!isConnectionLost(e) || Date.now() + delay > deadline) throw e;
-          logger.warn({ err: (e as Error).message, retry_in_ms: delay }, "database unreachable; waiting for it");
+          logger.warn(
+            { err: (e as Error).message, retry_in_ms: delay },
+            "database unreachable; waiting for it",
+          );
           await new Promise((r) => setTimeout(r, delay));
         }
       }

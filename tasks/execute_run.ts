@@ -9,10 +9,19 @@ import { redact } from "../src/lib/redact.ts";
 import { runSkill } from "../src/skills/registry.ts";
 import { SkillError } from "../src/skills/types.ts";
 import {
-  inTransaction, isConnectionLost, runJobPayload, TERMINAL, type RunRow, type WorkerContext,
+  inTransaction,
+  isConnectionLost,
+  runJobPayload,
+  TERMINAL,
+  type RunRow,
+  type WorkerContext,
 } from "../src/lib/worker-context.ts";
 
-interface Attempt { tenantId: string; runId: string; traceId: string }
+interface Attempt {
+  tenantId: string;
+  runId: string;
+  traceId: string;
+}
 
 interface EndAttempt {
   traceStatus: "completed" | "failed" | "aborted";
@@ -25,27 +34,60 @@ interface EndAttempt {
 }
 
 async function endAttempt(db: pg.Pool | pg.PoolClient, a: Attempt, e: EndAttempt): Promise<RunRow> {
-  const { rows: [run] } = await db.query<RunRow>(
+  const {
+    rows: [run],
+  } = await db.query<RunRow>(
     `select * from runproof_private.end_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [a.tenantId, a.runId, a.traceId, e.traceStatus, e.runStatus, e.error ?? null, e.incident ?? null,
-      e.details ?? {}, e.retryAt ?? null, e.metadata ?? null],
+    [
+      a.tenantId,
+      a.runId,
+      a.traceId,
+      e.traceStatus,
+      e.runStatus,
+      e.error ?? null,
+      e.incident ?? null,
+      e.details ?? {},
+      e.retryAt ?? null,
+      e.metadata ?? null,
+    ],
   );
   return run;
 }
 
 interface StepRecord {
-  stepIndex: number; planStep: number; skill: string;
+  stepIndex: number;
+  planStep: number;
+  skill: string;
   status: "succeeded" | "failed" | "denied";
-  input: unknown; output: unknown; error: string | null;
-  startedAt: Date; finishedAt: Date; durationMs: number; costCents: number;
+  input: unknown;
+  output: unknown;
+  error: string | null;
+  startedAt: Date;
+  finishedAt: Date;
+  durationMs: number;
+  costCents: number;
 }
 
 async function recordStep(db: pg.Pool | pg.PoolClient, a: Attempt, s: StepRecord): Promise<void> {
   await db.query(
     `select 1 from runproof_private.record_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-    [a.tenantId, a.runId, a.traceId, s.stepIndex, s.planStep, s.skill, s.status,
-      JSON.stringify(redact(s.input ?? {})), s.output === undefined || s.output === null ? null : JSON.stringify(redact(s.output)),
-      s.error, s.startedAt, s.finishedAt, s.durationMs.toFixed(3), s.costCents, s.status === "succeeded" ? "INFO" : "WARN"],
+    [
+      a.tenantId,
+      a.runId,
+      a.traceId,
+      s.stepIndex,
+      s.planStep,
+      s.skill,
+      s.status,
+      JSON.stringify(redact(s.input ?? {})),
+      s.output === undefined || s.output === null ? null : JSON.stringify(redact(s.output)),
+      s.error,
+      s.startedAt,
+      s.finishedAt,
+      s.durationMs.toFixed(3),
+      s.costCents,
+      s.status === "succeeded" ? "INFO" : "WARN",
+    ],
   );
 }
 
@@ -59,15 +101,28 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
     await ctx.registerWorker(helpers.job.locked_by);
     const { tenant_id: tenantId, run_id: runId } = runJobPayload.parse(payload);
     const log = ctx.logger.child({ run_id: runId, job_id: helpers.job.id });
-    let { rows: [run] } = await ctx.pool.query<RunRow>(
-      `select * from runproof.runs where tenant_id = $1 and id = $2`, [tenantId, runId]);
+    let {
+      rows: [run],
+    } = await ctx.pool.query<RunRow>(`select * from runproof.runs where tenant_id = $1 and id = $2`, [
+      tenantId,
+      runId,
+    ]);
     if (!run || TERMINAL.has(run.status)) return;
-    if (run.status === "pending") throw new Error(`run ${runId} has no plan yet; plan_run must store one first`);
+    if (run.status === "pending")
+      throw new Error(`run ${runId} has no plan yet; plan_run must store one first`);
     if (run.status === "running") {
       // The previous holder of this job died mid-attempt: close its trace as aborted first.
-      ({ rows: [run] } = await ctx.pool.query<RunRow>(
-        `select * from runproof_private.recover_orphan($1, $2, $3)`, [tenantId, runId, helpers.job.locked_by]));
-      log.warn({ resume_at: run.next_plan_step, status: run.status }, "recovered a run abandoned by a dead worker");
+      ({
+        rows: [run],
+      } = await ctx.pool.query<RunRow>(`select * from runproof_private.recover_orphan($1, $2, $3)`, [
+        tenantId,
+        runId,
+        helpers.job.locked_by,
+      ]));
+      log.warn(
+        { resume_at: run.next_plan_step, status: run.status },
+        "recovered a run abandoned by a dead worker",
+      );
       // Abandoned too often without progress: recover_orphan failed the run.
       if (TERMINAL.has(run.status)) return;
     }
@@ -79,11 +134,21 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
 
     // Stored plans were validated in SQL; a skill this worker lacks fails its step (SKILL_NOT_LOADED).
     const plan = planSchema.parse(run.plan);
-    const { rows: [trace] } = await ctx.pool.query<{ id: string; attempt: number }>(
+    const {
+      rows: [trace],
+    } = await ctx.pool.query<{ id: string; attempt: number }>(
       `select id, attempt from runproof_private.start_attempt($1, $2, $3)`,
-      [tenantId, runId, { process_id: ctx.processId, worker_id: helpers.job.locked_by, job_id: String(helpers.job.id) }]);
+      [
+        tenantId,
+        runId,
+        { process_id: ctx.processId, worker_id: helpers.job.locked_by, job_id: String(helpers.job.id) },
+      ],
+    );
     const a: Attempt = { tenantId, runId, traceId: trace.id };
-    log.info({ attempt: trace.attempt, from_plan_step: run.next_plan_step, steps: plan.steps.length }, "attempt started");
+    log.info(
+      { attempt: trace.attempt, from_plan_step: run.next_plan_step, steps: plan.steps.length },
+      "attempt started",
+    );
 
     try {
       await executeSteps(ctx, helpers, a, run, plan, log);
@@ -92,14 +157,20 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
       log.error({ err: (e as Error).message }, "attempt failed unexpectedly");
       try {
         await endAttempt(ctx.pool, a, {
-          traceStatus: "aborted", runStatus: "retrying", error: `worker error: ${(e as Error).message}`,
-          incident: "step_failed", retryAt: new Date(Date.now() + ctx.config.retryBaseMs),
+          traceStatus: "aborted",
+          runStatus: "retrying",
+          error: `worker error: ${(e as Error).message}`,
+          incident: "step_failed",
+          retryAt: new Date(Date.now() + ctx.config.retryBaseMs),
         });
       } catch (e2) {
         // The database is unreachable (or the close failed): fail the job, so graphile-worker runs
         // it again later and recover_orphan closes this attempt then. Returning normally would
         // complete the job and leave the run running with no job to finish it.
-        log.error({ err: (e2 as Error).message }, "could not close the attempt; the job will be retried and recover it");
+        log.error(
+          { err: (e2 as Error).message },
+          "could not close the attempt; the job will be retried and recover it",
+        );
         throw e;
       }
     }
@@ -107,46 +178,78 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
 }
 
 async function cancelRequested(ctx: WorkerContext, tenantId: string, runId: string): Promise<string | null> {
-  const { rows: [r] } = await ctx.pool.query<{ reason: string | null }>(
-    `select runproof_private.cancel_requested($1, $2) as reason`, [tenantId, runId]);
+  const {
+    rows: [r],
+  } = await ctx.pool.query<{ reason: string | null }>(
+    `select runproof_private.cancel_requested($1, $2) as reason`,
+    [tenantId, runId],
+  );
   return r.reason;
 }
 
 async function executeSteps(
-  ctx: WorkerContext, helpers: JobHelpers, a: Attempt, run: RunRow, plan: Plan, log: WorkerContext["logger"],
+  ctx: WorkerContext,
+  helpers: JobHelpers,
+  a: Attempt,
+  run: RunRow,
+  plan: Plan,
+  log: WorkerContext["logger"],
 ): Promise<void> {
   let stepIndex = 0;
   for (let planStep = run.next_plan_step; planStep < plan.steps.length; planStep++, stepIndex++) {
     // Between steps: a cancel request or a worker shutdown stops the attempt cleanly.
     const cancelReason = await cancelRequested(ctx, a.tenantId, a.runId);
     if (cancelReason !== null) {
-      await endAttempt(ctx.pool, a, { traceStatus: "aborted", runStatus: "cancelled", error: cancelReason, metadata: { cancelled: cancelReason } });
+      await endAttempt(ctx.pool, a, {
+        traceStatus: "aborted",
+        runStatus: "cancelled",
+        error: cancelReason,
+        metadata: { cancelled: cancelReason },
+      });
       log.info("run cancelled between steps");
       return;
     }
     if (helpers.abortSignal.aborted) {
       await endAttempt(ctx.pool, a, {
-        traceStatus: "aborted", runStatus: "retrying", error: "worker shut down", metadata: { aborted_because: "worker shutdown" },
+        traceStatus: "aborted",
+        runStatus: "retrying",
+        error: "worker shut down",
+        metadata: { aborted_because: "worker shutdown" },
       });
       return;
     }
 
     const step = plan.steps[planStep];
     const skill = ctx.registry.get(step.skill);
-    const { rows: [decision] } = await ctx.pool.query<{ decision: string; reason: string }>(
+    const {
+      rows: [decision],
+    } = await ctx.pool.query<{ decision: string; reason: string }>(
       `select decision, reason from runproof_private.decide_step($1, $2, $3, $4, $5, $6, $7)`,
-      [a.tenantId, a.runId, a.traceId, stepIndex, planStep, step.skill, skill?.costCents ?? 0]);
+      [a.tenantId, a.runId, a.traceId, stepIndex, planStep, step.skill, skill?.costCents ?? 0],
+    );
     const now = new Date();
     if (decision.decision === "deny") {
       const kind = /budget/.test(decision.reason) ? "budget_exceeded" : "skill_denied";
       await inTransaction(ctx.pool, async (c) => {
         await recordStep(c, a, {
-          stepIndex, planStep, skill: step.skill, status: "denied", input: step.input, output: null, error: null,
-          startedAt: now, finishedAt: now, durationMs: 0, costCents: 0,
+          stepIndex,
+          planStep,
+          skill: step.skill,
+          status: "denied",
+          input: step.input,
+          output: null,
+          error: null,
+          startedAt: now,
+          finishedAt: now,
+          durationMs: 0,
+          costCents: 0,
         });
         await endAttempt(c, a, {
-          traceStatus: "failed", runStatus: "halted", error: `policy denied step ${planStep}: ${decision.reason}`,
-          incident: kind, details: { plan_step: planStep, skill: step.skill, reason: decision.reason },
+          traceStatus: "failed",
+          runStatus: "halted",
+          error: `policy denied step ${planStep}: ${decision.reason}`,
+          incident: kind,
+          details: { plan_step: planStep, skill: step.skill, reason: decision.reason },
         });
       });
       log.warn({ plan_step: planStep, reason: decision.reason }, "run halted by policy");
@@ -157,49 +260,104 @@ async function executeSteps(
     // A failed step ends the attempt: recorded with its error, the run retried (transient) or failed.
     const failStep = async (err: SkillError) => {
       const finishedAt = new Date();
-      const { rows: [{ failed }] } = await ctx.pool.query<{ failed: number }>(
+      const {
+        rows: [{ failed }],
+      } = await ctx.pool.query<{ failed: number }>(
         `select count(*)::int + 1 as failed from runproof.traces where tenant_id = $1 and run_id = $2 and status = 'failed'`,
-        [a.tenantId, a.runId]);
+        [a.tenantId, a.runId],
+      );
       const message = `${err.code}: ${err.message}`;
       // A worker shutting down aborts the call: the attempt is abandoned (aborted), not failed,
       // so it does not count against max_attempts, and the run resumes at once elsewhere.
       const shutdown = err.code === "ABORTED" && helpers.abortSignal.aborted;
       await inTransaction(ctx.pool, async (c) => {
         await recordStep(c, a, {
-          stepIndex, planStep, skill: step.skill, status: "failed", input: step.input,
-          output: err.details ? { error: err.toJSON() } : null, error: message,
-          startedAt, finishedAt, durationMs: err.durationMs ?? finishedAt.getTime() - startedAt.getTime(), costCents: 0,
+          stepIndex,
+          planStep,
+          skill: step.skill,
+          status: "failed",
+          input: step.input,
+          output: err.details ? { error: err.toJSON() } : null,
+          error: message,
+          startedAt,
+          finishedAt,
+          durationMs: err.durationMs ?? finishedAt.getTime() - startedAt.getTime(),
+          costCents: 0,
         });
-        await endAttempt(c, a, shutdown ? {
-          traceStatus: "aborted", runStatus: "retrying", error: `step ${planStep} (${step.skill}) interrupted: the worker shut down`,
-          metadata: { aborted_because: "worker shutdown" },
-        } : {
-          traceStatus: "failed", runStatus: err.transient ? "retrying" : "failed",
-          error: `step ${planStep} (${step.skill}) failed: ${message}`,
-          incident: err.transient ? "step_failed" : "run_failed",
-          details: { plan_step: planStep, skill: step.skill, code: err.code, transient: err.transient },
-          retryAt: err.transient ? new Date(Date.now() + retryDelayMs(ctx.config.retryBaseMs, failed)) : null,
-        });
+        await endAttempt(
+          c,
+          a,
+          shutdown
+            ? {
+                traceStatus: "aborted",
+                runStatus: "retrying",
+                error: `step ${planStep} (${step.skill}) interrupted: the worker shut down`,
+                metadata: { aborted_because: "worker shutdown" },
+              }
+            : {
+                traceStatus: "failed",
+                runStatus: err.transient ? "retrying" : "failed",
+                error: `step ${planStep} (${step.skill}) failed: ${message}`,
+                incident: err.transient ? "step_failed" : "run_failed",
+                details: { plan_step: planStep, skill: step.skill, code: err.code, transient: err.transient },
+                retryAt: err.transient
+                  ? new Date(Date.now() + retryDelayMs(ctx.config.retryBaseMs, failed))
+                  : null,
+              },
+        );
       });
       log.warn({ plan_step: planStep, code: err.code, transient: err.transient }, "step failed");
     };
 
     let result: Awaited<ReturnType<typeof runSkill>>;
     try {
-      if (!skill) throw new SkillError(`skill ${step.skill} is not loaded in this worker`, { code: "SKILL_NOT_LOADED", transient: false });
-      result = await runSkill(skill, step.input, {
-        tenantId: a.tenantId, agentId: run.agent_id, runId: a.runId, traceId: a.traceId, planStep, stepIndex,
-        idempotencyKey: `${a.runId}:${planStep}`, signal: helpers.abortSignal, pool: ctx.pool, config: ctx.config,
-      }, step.timeout_ms ?? skill.defaultTimeoutMs);
+      if (!skill)
+        throw new SkillError(`skill ${step.skill} is not loaded in this worker`, {
+          code: "SKILL_NOT_LOADED",
+          transient: false,
+        });
+      result = await runSkill(
+        skill,
+        step.input,
+        {
+          tenantId: a.tenantId,
+          agentId: run.agent_id,
+          runId: a.runId,
+          traceId: a.traceId,
+          planStep,
+          stepIndex,
+          idempotencyKey: `${a.runId}:${planStep}`,
+          signal: helpers.abortSignal,
+          pool: ctx.pool,
+          config: ctx.config,
+        },
+        step.timeout_ms ?? skill.defaultTimeoutMs,
+      );
     } catch (e) {
-      await failStep(e instanceof SkillError ? e
-        : new SkillError((e as Error).message ?? String(e), { code: "SKILL_ERROR", transient: false, cause: e }));
+      await failStep(
+        e instanceof SkillError
+          ? e
+          : new SkillError((e as Error).message ?? String(e), {
+              code: "SKILL_ERROR",
+              transient: false,
+              cause: e,
+            }),
+      );
       return;
     }
     try {
       await recordStep(ctx.pool, a, {
-        stepIndex, planStep, skill: step.skill, status: "succeeded", input: step.input, output: result.output ?? null,
-        error: null, startedAt, finishedAt: new Date(), durationMs: result.durationMs, costCents: result.costCents ?? 0,
+        stepIndex,
+        planStep,
+        skill: step.skill,
+        status: "succeeded",
+        input: step.input,
+        output: result.output ?? null,
+        error: null,
+        startedAt,
+        finishedAt: new Date(),
+        durationMs: result.durationMs,
+        costCents: result.costCents ?? 0,
       });
     } catch (e) {
       // A lost database connection is not the step's failure: end the attempt like any worker
@@ -208,8 +366,12 @@ async function executeSteps(
       // Anything else will not go better next time: an output Postgres refuses (a NUL character
       // in a JSON string, nesting too deep to serialise). The step fails with that reason.
       const pe = e as { code?: string; message?: string };
-      await failStep(new SkillError(`the output could not be recorded${pe.code ? ` (${pe.code})` : ""}: ${pe.message ?? String(e)}`,
-        { code: "OUTPUT_NOT_STORABLE", transient: false, cause: e }));
+      await failStep(
+        new SkillError(
+          `the output could not be recorded${pe.code ? ` (${pe.code})` : ""}: ${pe.message ?? String(e)}`,
+          { code: "OUTPUT_NOT_STORABLE", transient: false, cause: e },
+        ),
+      );
       return;
     }
   }

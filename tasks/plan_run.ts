@@ -10,21 +10,37 @@ export function createPlanRunTask(ctx: WorkerContext): Task {
   return async (payload, helpers) => {
     await ctx.registerWorker(helpers.job.locked_by);
     const { tenant_id, run_id } = runJobPayload.parse(payload);
-    const { rows: [run] } = await ctx.pool.query<RunRow>(
-      `select * from runproof.runs where tenant_id = $1 and id = $2`, [tenant_id, run_id]);
-    if (!run || run.status !== "pending") return; // already planned, cancelled or gone
+    const {
+      rows: [run],
+    } = await ctx.pool.query<RunRow>(`select * from runproof.runs where tenant_id = $1 and id = $2`, [
+      tenant_id,
+      run_id,
+    ]);
+    if (run?.status !== "pending") return; // already planned, cancelled or gone
     const names = ctx.registry.names();
     let plan: Plan;
     try {
-      plan = ctx.config.planner === "llm"
-        ? await llmPlan(run.goal, ctx.registry.list().map((s) => ({
-            name: s.name, description: s.description, inputSchema: z.toJSONSchema(s.input),
-          })), ctx.config, helpers.abortSignal)
-        : parsePlan(builtinPlan(run.goal, names), names);
+      plan =
+        ctx.config.planner === "llm"
+          ? await llmPlan(
+              run.goal,
+              ctx.registry.list().map((s) => ({
+                name: s.name,
+                description: s.description,
+                inputSchema: z.toJSONSchema(s.input),
+              })),
+              ctx.config,
+              helpers.abortSignal,
+            )
+          : parsePlan(builtinPlan(run.goal, names), names);
     } catch (e) {
       if (e instanceof PlanError && e.transient) throw e; // graphile-worker retries the job with backoff
       const message = e instanceof Error ? e.message : String(e);
-      await ctx.pool.query(`select runproof_private.fail_planning($1, $2, $3)`, [tenant_id, run_id, `planning failed: ${message}`]);
+      await ctx.pool.query(`select runproof_private.fail_planning($1, $2, $3)`, [
+        tenant_id,
+        run_id,
+        `planning failed: ${message}`,
+      ]);
       ctx.logger.warn({ run_id, err: message }, "planning failed");
       return;
     }

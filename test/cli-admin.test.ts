@@ -16,7 +16,12 @@ const UNKNOWN = "00000000-0000-4000-8000-000000000000";
 test.serial("tenant create and list", async (t) => {
   const created = await cliJson(["tenant", "create", "acme", "--budget-cents", "2500"], { env });
   t.like(created, { name: "acme", daily_budget_cents: 2500 });
-  const { rows: [row] } = await db.pool.query(`select name, daily_budget_cents::float8 as b from runproof.tenants where id = $1`, [created.id]);
+  const {
+    rows: [row],
+  } = await db.pool.query(
+    `select name, daily_budget_cents::float8 as b from runproof.tenants where id = $1`,
+    [created.id],
+  );
   t.deepEqual(row, { name: "acme", b: 2500 });
 
   const text = await runCli(["tenant", "create", "globex"], { env });
@@ -32,82 +37,140 @@ test.serial("tenant create and list", async (t) => {
   t.regex(blank.stderr, /tenant name must not be blank/);
 
   const list = await cliJson(["tenant", "list"], { env });
-  t.deepEqual(list.map((x: any) => x.name), ["acme", "globex"]);
+  t.deepEqual(
+    list.map((x: any) => x.name),
+    ["acme", "globex"],
+  );
   t.like(list[0], { id: created.id, daily_budget_cents: 2500, agents: 0, runs: 0, active_keys: 0 });
   const table = await runCli(["tenant", "list"], { env });
   t.regex(table.stdout, new RegExp(`${created.id}\\s+│ acme\\s+│ 2500`));
 });
 
-test.serial("api-key create prints the key once; list never shows it; revoke stops it authenticating", async (t) => {
-  const tenant = await cliJson(["tenant", "create", "keys-co"], { env });
-  const made = await runCli(["api-key", "create", "--tenant-id", tenant.id, "--label", "ci"], { env });
-  t.is(made.code, 0, made.stderr);
-  const key = made.stdout.match(/^\s+(rp_[0-9a-f]{8}_[0-9a-f]{64})$/m)?.[1];
-  t.truthy(key, made.stdout);
-  const { rows: [auth] } = await db.pool.query(`select runproof_private.authenticate($1) as tenant_id`, [key]);
-  t.is(auth.tenant_id, tenant.id, "the printed key authenticates as its tenant");
-  const { rows: stored } = await db.pool.query(`select key_prefix, label, key_hash = sha256(convert_to($2, 'UTF8')) as hash_ok
-    from runproof_private.api_keys where tenant_id = $1`, [tenant.id, key]);
-  t.deepEqual(stored, [{ key_prefix: key!.slice(0, 11), label: "ci", hash_ok: true }]);
+test.serial(
+  "api-key create prints the key once; list never shows it; revoke stops it authenticating",
+  async (t) => {
+    const tenant = await cliJson(["tenant", "create", "keys-co"], { env });
+    const made = await runCli(["api-key", "create", "--tenant-id", tenant.id, "--label", "ci"], { env });
+    t.is(made.code, 0, made.stderr);
+    const key = made.stdout.match(/^\s+(rp_[0-9a-f]{8}_[0-9a-f]{64})$/m)?.[1];
+    t.truthy(key, made.stdout);
+    const {
+      rows: [auth],
+    } = await db.pool.query(`select runproof_private.authenticate($1) as tenant_id`, [key]);
+    t.is(auth.tenant_id, tenant.id, "the printed key authenticates as its tenant");
+    const { rows: stored } = await db.pool.query(
+      `select key_prefix, label, key_hash = sha256(convert_to($2, 'UTF8')) as hash_ok
+    from runproof_private.api_keys where tenant_id = $1`,
+      [tenant.id, key],
+    );
+    t.deepEqual(stored, [{ key_prefix: key!.slice(0, 11), label: "ci", hash_ok: true }]);
 
-  const second = await cliJson(["api-key", "create", "--tenant-id", tenant.id], { env });
-  t.regex(second.api_key, /^rp_[0-9a-f]{8}_[0-9a-f]{64}$/);
-  t.is(second.tenant_id, tenant.id);
+    const second = await cliJson(["api-key", "create", "--tenant-id", tenant.id], { env });
+    t.regex(second.api_key, /^rp_[0-9a-f]{8}_[0-9a-f]{64}$/);
+    t.is(second.tenant_id, tenant.id);
 
-  const list = await runCli(["api-key", "list", "--tenant-id", tenant.id], { env });
-  t.is(list.code, 0);
-  t.false(list.stdout.includes(key!), "never the key");
-  t.false(list.stdout.includes(second.api_key));
-  t.regex(list.stdout, /rp_[0-9a-f]{8}\s+│ ci/);
-  const listJson = await cliJson(["api-key", "list", "--tenant-id", tenant.id], { env });
-  t.deepEqual(Object.keys(listJson[0]).sort(), ["created_at", "key_id", "key_prefix", "label", "revoked_at"]);
-  t.false(JSON.stringify(listJson).includes(second.api_key.slice(12)), "nor its secret part");
+    const list = await runCli(["api-key", "list", "--tenant-id", tenant.id], { env });
+    t.is(list.code, 0);
+    t.false(list.stdout.includes(key!), "never the key");
+    t.false(list.stdout.includes(second.api_key));
+    t.regex(list.stdout, /rp_[0-9a-f]{8}\s+│ ci/);
+    const listJson = await cliJson(["api-key", "list", "--tenant-id", tenant.id], { env });
+    t.deepEqual(Object.keys(listJson[0]).sort(), [
+      "created_at",
+      "key_id",
+      "key_prefix",
+      "label",
+      "revoked_at",
+    ]);
+    t.false(JSON.stringify(listJson).includes(second.api_key.slice(12)), "nor its secret part");
 
-  const keyId = listJson.find((k: any) => k.label === "ci").key_id;
-  const revoked = await runCli(["api-key", "revoke", "--tenant-id", tenant.id, keyId], { env });
-  t.is(revoked.code, 0, revoked.stderr);
-  t.regex(revoked.stdout, /revoked API key rp_/);
-  const err = await db.pool.query(`select runproof_private.authenticate($1)`, [key]).catch((e) => e);
-  t.regex(err.message, /API key is revoked/);
-  const after = await cliJson(["api-key", "list", "--tenant-id", tenant.id], { env });
-  t.truthy(after.find((k: any) => k.key_id === keyId).revoked_at);
-  t.is(after.find((k: any) => k.key_id === second.key_id).revoked_at, null);
+    const keyId = listJson.find((k: any) => k.label === "ci").key_id;
+    const revoked = await runCli(["api-key", "revoke", "--tenant-id", tenant.id, keyId], { env });
+    t.is(revoked.code, 0, revoked.stderr);
+    t.regex(revoked.stdout, /revoked API key rp_/);
+    const err = await db.pool.query(`select runproof_private.authenticate($1)`, [key]).catch((e) => e);
+    t.regex(err.message, /API key is revoked/);
+    const after = await cliJson(["api-key", "list", "--tenant-id", tenant.id], { env });
+    t.truthy(after.find((k: any) => k.key_id === keyId).revoked_at);
+    t.is(after.find((k: any) => k.key_id === second.key_id).revoked_at, null);
 
-  const missing = await runCli(["api-key", "revoke", "--tenant-id", tenant.id, UNKNOWN], { env });
-  t.is(missing.code, 4);
-  t.regex(missing.stderr, /API key .* not found/);
-  const noTenant = await runCli(["api-key", "create", "--tenant-id", UNKNOWN], { env });
-  t.is(noTenant.code, 4);
-  t.regex(noTenant.stderr, /tenant 00000000-0000-4000-8000-000000000000 not found/);
-  const noTenantList = await runCli(["api-key", "list", "--tenant-id", UNKNOWN], { env });
-  t.is(noTenantList.code, 4);
-});
+    const missing = await runCli(["api-key", "revoke", "--tenant-id", tenant.id, UNKNOWN], { env });
+    t.is(missing.code, 4);
+    t.regex(missing.stderr, /API key .* not found/);
+    const noTenant = await runCli(["api-key", "create", "--tenant-id", UNKNOWN], { env });
+    t.is(noTenant.code, 4);
+    t.regex(noTenant.stderr, /tenant 00000000-0000-4000-8000-000000000000 not found/);
+    const noTenantList = await runCli(["api-key", "list", "--tenant-id", UNKNOWN], { env });
+    t.is(noTenantList.code, 4);
+  },
+);
 
 test.serial("agent create and list; skills list", async (t) => {
   const tenant = await cliJson(["tenant", "create", "agents-co"], { env });
-  const a = await cliJson(["agent", "create", "--tenant-id", tenant.id, "--name", "researcher", "--allowed-skills", "noop, wait", "--description", "reads"], { env });
-  t.like(a, { tenant_id: tenant.id, name: "researcher", description: "reads", allowed_skills: ["noop", "wait"] });
+  const a = await cliJson(
+    [
+      "agent",
+      "create",
+      "--tenant-id",
+      tenant.id,
+      "--name",
+      "researcher",
+      "--allowed-skills",
+      "noop, wait",
+      "--description",
+      "reads",
+    ],
+    { env },
+  );
+  t.like(a, {
+    tenant_id: tenant.id,
+    name: "researcher",
+    description: "reads",
+    allowed_skills: ["noop", "wait"],
+  });
   const b = await runCli(["agent", "create", "--tenant-id", tenant.id, "--name", "free"], { env });
   t.is(b.code, 0, b.stderr);
   t.regex(b.stdout, /allowed skills\s+│ \(every registered skill\)/);
 
-  const unknownSkill = await runCli(["agent", "create", "--tenant-id", tenant.id, "--name", "x", "--allowed-skills", "teleport"], { env });
+  const unknownSkill = await runCli(
+    ["agent", "create", "--tenant-id", tenant.id, "--name", "x", "--allowed-skills", "teleport"],
+    { env },
+  );
   t.is(unknownSkill.code, 2);
-  t.regex(unknownSkill.stderr, /allowed_skills names unknown skills: teleport\n\s+hint: list skills with runproof skills list/);
+  t.regex(
+    unknownSkill.stderr,
+    /allowed_skills names unknown skills: teleport\n\s+hint: list skills with runproof skills list/,
+  );
   const dup = await runCli(["agent", "create", "--tenant-id", tenant.id, "--name", "researcher"], { env });
   t.is(dup.code, 2);
   const noTenant = await runCli(["agent", "create", "--tenant-id", UNKNOWN, "--name", "x"], { env });
   t.is(noTenant.code, 4);
 
   const list = await cliJson(["agent", "list", "--tenant-id", tenant.id], { env });
-  t.deepEqual(list.map((x: any) => [x.name, x.allowed_skills, x.runs]), [["free", null, 0], ["researcher", ["noop", "wait"], 0]]);
-  const { rows } = await db.pool.query(`select name from runproof.agents where tenant_id = $1 order by name`, [tenant.id]);
-  t.deepEqual(rows.map((r) => r.name), ["free", "researcher"]);
+  t.deepEqual(
+    list.map((x: any) => [x.name, x.allowed_skills, x.runs]),
+    [
+      ["free", null, 0],
+      ["researcher", ["noop", "wait"], 0],
+    ],
+  );
+  const { rows } = await db.pool.query(
+    `select name from runproof.agents where tenant_id = $1 order by name`,
+    [tenant.id],
+  );
+  t.deepEqual(
+    rows.map((r) => r.name),
+    ["free", "researcher"],
+  );
   t.is((await runCli(["agent", "list", "--tenant-id", UNKNOWN], { env })).code, 4);
 
   const skills = await runCli(["skills", "list"], { env });
   t.is(skills.code, 0);
-  for (const s of ["http_call", "json_transform", "llm_complete", "memory_get", "memory_put", "noop", "wait"]) t.regex(skills.stdout, new RegExp(`│ ${s}\\s+│ yes`));
+  for (const s of ["http_call", "json_transform", "llm_complete", "memory_get", "memory_put", "noop", "wait"])
+    t.regex(skills.stdout, new RegExp(`│ ${s}\\s+│ yes`));
   const skillsJson = await cliJson(["skills", "list"], { env });
-  t.like(skillsJson.find((s: any) => s.name === "http_call"), { side_effects: true, enabled: true, builtin: true });
+  t.like(
+    skillsJson.find((s: any) => s.name === "http_call"),
+    { side_effects: true, enabled: true, builtin: true },
+  );
 });

@@ -10,14 +10,32 @@ import { createTestDatabase } from "./helpers/db.ts";
 const NO_DB = { DATABASE_URL: undefined, RUNPROOF_PG_PORT: "bogus" };
 
 const COMMANDS = [
-  [], ["start"], ["migrate"], ["worker"], ["serve"],
-  ["tenant"], ["tenant", "create"], ["tenant", "list"],
-  ["api-key"], ["api-key", "create"], ["api-key", "revoke"], ["api-key", "list"],
-  ["agent"], ["agent", "create"], ["agent", "list"],
-  ["skills"], ["skills", "list"],
-  ["run"], ["runs"], ["runs", "get"], ["runs", "list"],
-  ["proof"], ["proof", "export"], ["proof", "verify"],
-  ["verify-all"], ["demo"],
+  [],
+  ["start"],
+  ["migrate"],
+  ["worker"],
+  ["serve"],
+  ["tenant"],
+  ["tenant", "create"],
+  ["tenant", "list"],
+  ["api-key"],
+  ["api-key", "create"],
+  ["api-key", "revoke"],
+  ["api-key", "list"],
+  ["agent"],
+  ["agent", "create"],
+  ["agent", "list"],
+  ["skills"],
+  ["skills", "list"],
+  ["run"],
+  ["runs"],
+  ["runs", "get"],
+  ["runs", "list"],
+  ["proof"],
+  ["proof", "export"],
+  ["proof", "verify"],
+  ["verify-all"],
+  ["demo"],
 ];
 
 test("--help works on every command, touches no database, and documents the exit codes", async (t) => {
@@ -26,17 +44,55 @@ test("--help works on every command, touches no database, and documents the exit
     const name = ["runproof", ...COMMANDS[i]].join(" ");
     t.is(r.code, 0, `${name} --help: ${r.stderr}`);
     t.regex(r.stdout, /^Usage: runproof/m, name);
-    t.regex(r.stdout, /Exit codes:\n\s+0\s+ok\n\s+1\s+operational error.*\n\s+2\s+usage error[\s\S]*?\n\s+3\s+verification failed.*\n\s+4\s+not found/, name);
-    t.regex(r.stdout, COMMANDS[i].join(" ") === "proof verify" ? /Offline: no database is used or needed/ : /Database: DATABASE_URL if set/, name);
+    t.regex(
+      r.stdout,
+      /Exit codes:\n\s+0\s+ok\n\s+1\s+operational error.*\n\s+2\s+usage error[\s\S]*?\n\s+3\s+verification failed.*\n\s+4\s+not found/,
+      name,
+    );
+    t.regex(
+      r.stdout,
+      COMMANDS[i].join(" ") === "proof verify"
+        ? /Offline: no database is used or needed/
+        : /Database: DATABASE_URL if set/,
+      name,
+    );
   });
   const top = results[0].stdout;
-  for (const cmd of ["start", "migrate", "worker", "serve", "tenant", "api-key", "agent", "skills", "run", "runs", "proof", "verify-all", "demo"]) {
+  for (const cmd of [
+    "start",
+    "migrate",
+    "worker",
+    "serve",
+    "tenant",
+    "api-key",
+    "agent",
+    "skills",
+    "run",
+    "runs",
+    "proof",
+    "verify-all",
+    "demo",
+  ]) {
     t.regex(top, new RegExp(`^\\s+${cmd}\\b`, "m"), `top-level help lists ${cmd}`);
   }
   // Every command that reads takes --json.
-  for (const c of [["tenant", "list"], ["api-key", "list"], ["agent", "list"], ["skills", "list"], ["runs", "get"], ["runs", "list"],
-    ["proof"], ["proof", "verify"], ["verify-all"], ["run"]]) {
-    t.regex(results[COMMANDS.findIndex((x) => x.join(" ") === c.join(" "))].stdout, /--json/, `${c.join(" ")} has --json`);
+  for (const c of [
+    ["tenant", "list"],
+    ["api-key", "list"],
+    ["agent", "list"],
+    ["skills", "list"],
+    ["runs", "get"],
+    ["runs", "list"],
+    ["proof"],
+    ["proof", "verify"],
+    ["verify-all"],
+    ["run"],
+  ]) {
+    t.regex(
+      results[COMMANDS.findIndex((x) => x.join(" ") === c.join(" "))].stdout,
+      /--json/,
+      `${c.join(" ")} has --json`,
+    );
   }
 });
 
@@ -61,9 +117,14 @@ test("usage errors exit 2 and say what is wrong", async (t) => {
 });
 
 test("an unreachable database is an operational error (exit 1) with the reason", async (t) => {
-  const r = await runCli(["tenant", "list"], { env: { DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/nothing" } });
+  const r = await runCli(["tenant", "list"], {
+    env: { DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/nothing" },
+  });
   t.is(r.code, 1);
-  t.regex(r.stderr, /runproof: cannot connect to the database at 127\.0\.0\.1:1 \(DATABASE_URL\): connection refused/);
+  t.regex(
+    r.stderr,
+    /runproof: cannot connect to the database at 127\.0\.0\.1:1 \(DATABASE_URL\): connection refused/,
+  );
   t.is(r.stdout, "");
 });
 
@@ -96,7 +157,10 @@ test("migrate brings an empty database up, and is idempotent", async (t) => {
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   t.teardown(() => c.end());
-  const { rows: [r] } = await c.query(`select to_regprocedure('runproof.enqueue_run(uuid,uuid,text,text,jsonb,text,integer)') is not null as ok,
+  const {
+    rows: [r],
+  } =
+    await c.query(`select to_regprocedure('runproof.enqueue_run(uuid,uuid,text,text,jsonb,text,integer)') is not null as ok,
     to_regclass('graphile_worker.jobs') is not null as worker`);
   t.deepEqual(r, { ok: true, worker: true });
 });
@@ -122,5 +186,13 @@ test("a migrated test database needs no migration", async (t) => {
   t.notRegex(r.stderr, /migrating/);
   const names = JSON.parse(r.stdout).map((s: { name: string }) => s.name);
   // The built-in skills are registered on first use (plans and allowed_skills are checked against them).
-  t.deepEqual(names, ["http_call", "json_transform", "llm_complete", "memory_get", "memory_put", "noop", "wait"]);
+  t.deepEqual(names, [
+    "http_call",
+    "json_transform",
+    "llm_complete",
+    "memory_get",
+    "memory_put",
+    "noop",
+    "wait",
+  ]);
 });

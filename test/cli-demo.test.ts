@@ -13,7 +13,10 @@ test("demo: a verified run, a refused UPDATE, a superuser's edit caught in SQL a
     await db.drop();
     await fs.rm(dir, { recursive: true, force: true });
   });
-  const r = await runCli(["demo", "--pause-ms", "0", "--out-dir", dir], { env: { DATABASE_URL: db.url }, timeoutMs: 120_000 });
+  const r = await runCli(["demo", "--pause-ms", "0", "--out-dir", dir], {
+    env: { DATABASE_URL: db.url },
+    timeoutMs: 120_000,
+  });
   t.is(r.code, 0, r.stdout + r.stderr);
   const o = r.stdout;
   // Acts in order.
@@ -39,16 +42,27 @@ test("demo: a verified run, a refused UPDATE, a superuser's edit caught in SQL a
   }
   const runId = o.match(/run ([0-9a-f-]{36}) succeeded/)![1];
   // The database agrees, the guards are all back to ENABLE ALWAYS, and the bundles say the same.
-  const { rows: [tenant] } = await db.pool.query(`select tenant_id from runproof.runs where id = $1`, [runId]);
-  const { rows: [p] } = await db.pool.query(`select * from runproof.run_proof($1, $2)`, [tenant.tenant_id, runId]);
+  const {
+    rows: [tenant],
+  } = await db.pool.query(`select tenant_id from runproof.runs where id = $1`, [runId]);
+  const {
+    rows: [p],
+  } = await db.pool.query(`select * from runproof.run_proof($1, $2)`, [tenant.tenant_id, runId]);
   t.like(p, { verification_status: "TAMPERED", first_bad_step_index: 1, step_count: 6 });
   const { rows: guards } = await db.pool.query(`select trigger_name, enabled from runproof_private.guards
     where enabled in ('DISABLED', 'MISSING') or (trigger_name not like 'foreign key %' and enabled <> 'always')`);
   t.deepEqual(guards, []);
-  const before = await runCli(["proof", "verify", path.join(dir, "bundle-before.json")], { env: { DATABASE_URL: undefined, RUNPROOF_PG_PORT: "bogus" } });
+  const before = await runCli(["proof", "verify", path.join(dir, "bundle-before.json")], {
+    env: { DATABASE_URL: undefined, RUNPROOF_PG_PORT: "bogus" },
+  });
   t.is(before.code, 0);
-  const after = await runCli(["proof", "verify", path.join(dir, "bundle-after.json")], { env: { DATABASE_URL: undefined, RUNPROOF_PG_PORT: "bogus" } });
+  const after = await runCli(["proof", "verify", path.join(dir, "bundle-after.json")], {
+    env: { DATABASE_URL: undefined, RUNPROOF_PG_PORT: "bogus" },
+  });
   t.is(after.code, 3);
-  const { rows: requests } = await db.pool.query(`select count(*)::int n from runproof.trace_steps where run_id = $1 and skill = 'http_call' and status = 'succeeded'`, [runId]);
+  const { rows: requests } = await db.pool.query(
+    `select count(*)::int n from runproof.trace_steps where run_id = $1 and skill = 'http_call' and status = 'succeeded'`,
+    [runId],
+  );
   t.is(requests[0].n, 2, "both http_call steps reached the local service");
 });

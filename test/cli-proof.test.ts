@@ -6,7 +6,16 @@ import os from "node:os";
 import path from "node:path";
 import { cliJson, runCli } from "./helpers/cli.ts";
 import { createTestDatabase } from "./helpers/db.ts";
-import { appendStep, asAttacker, completedRun, createTenant, insertRun, runProof, startAttempt, type Fixture } from "./helpers/ledger.ts";
+import {
+  appendStep,
+  asAttacker,
+  completedRun,
+  createTenant,
+  insertRun,
+  runProof,
+  startAttempt,
+  type Fixture,
+} from "./helpers/ledger.ts";
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let f: Fixture;
@@ -26,8 +35,18 @@ test.after.always(async () => {
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
-const FIELDS = ["integrity_model", "verification_status", "chain_length", "root_hash", "trace_count", "step_count",
-  "first_bad_attempt", "first_bad_trace_id", "first_bad_step_index", "reason"];
+const FIELDS = [
+  "integrity_model",
+  "verification_status",
+  "chain_length",
+  "root_hash",
+  "trace_count",
+  "step_count",
+  "first_bad_attempt",
+  "first_bad_trace_id",
+  "first_bad_step_index",
+  "reason",
+];
 const pick = (o: Record<string, unknown>) => Object.fromEntries(FIELDS.map((k) => [k, o[k]]));
 
 test("proof of an intact run: a readable table, exit 0; --json is run_proof", async (t) => {
@@ -35,9 +54,17 @@ test("proof of an intact run: a readable table, exit 0; --json is run_proof", as
   const r = await runCli(["proof", runId], { env });
   t.is(r.code, 0, r.stderr);
   const sql = await runProof(db.pool, f.tenantId, runId);
-  for (const [label, value] of [["integrity model", "HASH_CHAIN"], ["verification status", "VERIFIED"], ["chain length", "6"],
-    ["root hash", sql.root_hash], ["traces", "2"], ["steps", "6"], ["run", runId], ["tenant", f.tenantId],
-    ["guards", (sql as { guard_status?: string }).guard_status ?? "GUARDED"]]) {
+  for (const [label, value] of [
+    ["integrity model", "HASH_CHAIN"],
+    ["verification status", "VERIFIED"],
+    ["chain length", "6"],
+    ["root hash", sql.root_hash],
+    ["traces", "2"],
+    ["steps", "6"],
+    ["run", runId],
+    ["tenant", f.tenantId],
+    ["guards", (sql as { guard_status?: string }).guard_status ?? "GUARDED"],
+  ]) {
     t.regex(r.stdout, new RegExp(`│ ${label}\\s+│ ${value}\\s+│`), label);
   }
   t.notRegex(r.stdout, /first bad/, "no first bad step when verified");
@@ -47,7 +74,12 @@ test("proof of an intact run: a readable table, exit 0; --json is run_proof", as
 
 test("proof of a tampered run: TAMPERED with the first bad step and the reason, exit 3", async (t) => {
   const { runId, traceIds } = await completedRun(db.pool, f, { stepsPerTrace: 4 });
-  await asAttacker(db.pool, (c) => c.query(`update runproof.trace_steps set output = '{"forged": true}' where trace_id = $1 and step_index = 2`, [traceIds[0]]));
+  await asAttacker(db.pool, (c) =>
+    c.query(
+      `update runproof.trace_steps set output = '{"forged": true}' where trace_id = $1 and step_index = 2`,
+      [traceIds[0]],
+    ),
+  );
   const r = await runCli(["proof", runId], { env });
   t.is(r.code, 3);
   t.regex(r.stdout, /│ verification status\s+│ TAMPERED/);
@@ -61,7 +93,9 @@ test("proof of a tampered run: TAMPERED with the first bad step and the reason, 
 
 test("proof exits 3 for BROKEN and IN_PROGRESS, 4 for an unknown run", async (t) => {
   const { runId, traceIds } = await completedRun(db.pool, f, { stepsPerTrace: 3 });
-  await asAttacker(db.pool, (c) => c.query(`delete from runproof.trace_steps where trace_id = $1 and step_index = 2`, [traceIds[0]]));
+  await asAttacker(db.pool, (c) =>
+    c.query(`delete from runproof.trace_steps where trace_id = $1 and step_index = 2`, [traceIds[0]]),
+  );
   const broken = await cliJson(["proof", runId], { env, expect: 3 });
   t.like(broken, { verification_status: "BROKEN", first_bad_step_index: 2 });
 
@@ -91,7 +125,10 @@ test("proof export writes the bundle; proof verify checks it offline, without an
   const toStdout = await runCli(["proof", "export", runId, "--tenant-id", f.tenantId], { env });
   t.is(toStdout.code, 0);
   const again = JSON.parse(toStdout.stdout);
-  t.deepEqual({ ...again, exported_at: null, database_proof: null }, { ...bundle, exported_at: null, database_proof: null });
+  t.deepEqual(
+    { ...again, exported_at: null, database_proof: null },
+    { ...bundle, exported_at: null, database_proof: null },
+  );
 
   // The environment really has no database: any command that needed one would fail.
   const noDb = await runCli(["tenant", "list"], { env: OFFLINE });
@@ -111,11 +148,17 @@ test("proof export writes the bundle; proof verify checks it offline, without an
   const expected = await runCli(["proof", "verify", file, "--expect-root", sql.root_hash], { env: OFFLINE });
   t.is(expected.code, 0);
   t.regex(expected.stdout, /the root matches the expected root/);
-  const otherRoot = await cliJson(["proof", "verify", file, "--expect-root", "ab".repeat(32)], { env: OFFLINE, expect: 3 });
+  const otherRoot = await cliJson(["proof", "verify", file, "--expect-root", "ab".repeat(32)], {
+    env: OFFLINE,
+    expect: 3,
+  });
   t.like(otherRoot, { verification_status: "TAMPERED", expected_root: "ab".repeat(32) });
   t.regex(otherRoot.reason, /is not the expected root/);
 
-  const fromStdin = await runCli(["proof", "verify", "-"], { env: OFFLINE, input: await fs.readFile(file, "utf8") });
+  const fromStdin = await runCli(["proof", "verify", "-"], {
+    env: OFFLINE,
+    input: await fs.readFile(file, "utf8"),
+  });
   t.is(fromStdin.code, 0);
 });
 
@@ -126,7 +169,9 @@ test("proof verify says exactly what is wrong with a bundle, exit 3", async (t) 
   const bundle = JSON.parse(await fs.readFile(file, "utf8"));
 
   // One byte of step 1's hashed content changed in the file.
-  const canonical = Buffer.from(bundle.traces[0].steps[1].canonical, "base64").toString("utf8").replace('"noop"', '"nooq"');
+  const canonical = Buffer.from(bundle.traces[0].steps[1].canonical, "base64")
+    .toString("utf8")
+    .replace('"noop"', '"nooq"');
   bundle.traces[0].steps[1].canonical = Buffer.from(canonical).toString("base64");
   await fs.writeFile(file, JSON.stringify(bundle));
   const edited = await runCli(["proof", "verify", file], { env: OFFLINE });
@@ -138,7 +183,11 @@ test("proof verify says exactly what is wrong with a bundle, exit 3", async (t) 
   t.regex(edited.stdout, /│ reason\s+│ attempt 1: step 1: stored step_hash [0-9a-f]{64}/);
 
   // Tampered in the database, then exported: offline and run_proof agree.
-  await asAttacker(db.pool, (c) => c.query(`update runproof.trace_steps set input = '{"i": 99}' where trace_id = $1 and step_index = 3`, [traceIds[0]]));
+  await asAttacker(db.pool, (c) =>
+    c.query(`update runproof.trace_steps set input = '{"i": 99}' where trace_id = $1 and step_index = 3`, [
+      traceIds[0],
+    ]),
+  );
   const after = path.join(tmp, "after.json");
   t.is((await runCli(["proof", "export", runId, "-o", after], { env })).code, 0);
   const offline = await cliJson(["proof", "verify", after], { env: OFFLINE, expect: 3 });

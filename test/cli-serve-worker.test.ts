@@ -6,7 +6,9 @@ import { cliJson, collect, runCli, spawnCli, until } from "./helpers/cli.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 
 const exitOf = (child: ReturnType<typeof spawnCli>) =>
-  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
 
 test("run --wait without a worker gives up after --timeout; runproof worker then executes it; SIGTERM stops the worker", async (t) => {
   const db = await createTestDatabase("cli-worker");
@@ -16,21 +18,42 @@ test("run --wait without a worker gives up after --timeout; runproof worker then
   await cliJson(["agent", "create", "-t", tenant.id, "-n", "bot"], { env });
 
   const started = Date.now();
-  const lonely = await runCli(["run", "-t", tenant.id, "-a", "bot", "-g", "wait 10 ms", "--wait", "--timeout", "1"], { env });
+  const lonely = await runCli(
+    ["run", "-t", tenant.id, "-a", "bot", "-g", "wait 10 ms", "--wait", "--timeout", "1"],
+    { env },
+  );
   t.is(lonely.code, 1);
   t.true(Date.now() - started < 20_000);
-  t.regex(lonely.stdout, /gave up waiting after 1 s; the run is (pending|planned) and carries on: runproof runs get/);
+  t.regex(
+    lonely.stdout,
+    /gave up waiting after 1 s; the run is (pending|planned) and carries on: runproof runs get/,
+  );
   t.regex(lonely.stderr, /timed out waiting for run/);
   const runId = lonely.stdout.match(/^run ([0-9a-f-]{36}) enqueued/m)![1];
 
   const worker = spawnCli(["worker", "--concurrency", "2"], { env });
   const output = collect(worker);
   const exited = exitOf(worker);
-  t.teardown(() => { if (worker.exitCode === null) worker.kill("SIGKILL"); });
-  await until(() => /worker \S+ running \(concurrency 2\)/.test(output.stderr), 30_000, "the worker to start");
+  t.teardown(() => {
+    if (worker.exitCode === null) worker.kill("SIGKILL");
+  });
+  await until(
+    () => /worker \S+ running \(concurrency 2\)/.test(output.stderr),
+    30_000,
+    "the worker to start",
+  );
   // The run left behind is picked up; a new one is followed live to the end.
-  await until(async () => (await db.pool.query(`select 1 from runproof.runs where id = $1 and status = 'succeeded'`, [runId])).rowCount, 30_000, "the earlier run");
-  const r = await runCli(["run", "-t", tenant.id, "-a", "bot", "-g", "wait 20 ms, then wait 30 ms", "--wait"], { env });
+  await until(
+    async () =>
+      (await db.pool.query(`select 1 from runproof.runs where id = $1 and status = 'succeeded'`, [runId]))
+        .rowCount,
+    30_000,
+    "the earlier run",
+  );
+  const r = await runCli(
+    ["run", "-t", tenant.id, "-a", "bot", "-g", "wait 20 ms, then wait 30 ms", "--wait"],
+    { env },
+  );
   t.is(r.code, 0, r.stdout + r.stderr);
   t.regex(r.stdout, /✓ step\s+1\s+plan\s+1\s+wait\s+succeeded/);
 
@@ -49,8 +72,14 @@ test("runproof serve answers GraphQL with a key made by api-key create, and exit
   const server = spawnCli(["serve", "--port", String(port)], { env });
   const output = collect(server);
   const exited = exitOf(server);
-  t.teardown(() => { if (server.exitCode === null) server.kill("SIGKILL"); });
-  const url = (await until(() => output.stdout.match(/^GraphQL: (\S+)$/m) || (server.exitCode !== null && "exited"), 60_000, "the URL")) as RegExpMatchArray | string;
+  t.teardown(() => {
+    if (server.exitCode === null) server.kill("SIGKILL");
+  });
+  const url = (await until(
+    () => output.stdout.match(/^GraphQL: (\S+)$/m) || (server.exitCode !== null && "exited"),
+    60_000,
+    "the URL",
+  )) as RegExpMatchArray | string;
   if (typeof url === "string") return t.fail(output.stderr);
   t.is(url[1], `http://127.0.0.1:${port}/graphql`);
   const res = await fetch(url[1], {

@@ -22,11 +22,17 @@ test("start prints a working GraphQL URL and API key, runs the worker, and stops
   const child = spawnCli(["start"], { env: { DATABASE_URL: db.url, RUNPROOF_PORT: String(port) } });
   const output = collect(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })));
-  t.teardown(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
 
-  const url = (await until(() => output.stdout.match(/^\s+GraphQL\s+(http:\/\/\S+)/m) || (child.exitCode !== null && "exited"), 60_000,
-    "the GraphQL URL")) as RegExpMatchArray | string;
+  const url = (await until(
+    () => output.stdout.match(/^\s+GraphQL\s+(http:\/\/\S+)/m) || (child.exitCode !== null && "exited"),
+    60_000,
+    "the GraphQL URL",
+  )) as RegExpMatchArray | string;
   if (typeof url === "string") return t.fail(`start exited early:\n${output.stdout}\n${output.stderr}`);
   const graphqlUrl = url[1];
   t.is(graphqlUrl, `http://127.0.0.1:${port}/graphql`);
@@ -38,25 +44,43 @@ test("start prints a working GraphQL URL and API key, runs the worker, and stops
   t.regex(output.stdout, /curl -s http:\/\/127\.0\.0\.1:\d+\/graphql -H 'Authorization: Bearer rp_/);
 
   // The demo tenant and agent exist; the key is labelled 'start'.
-  const { rows: [row] } = await db.pool.query(
+  const {
+    rows: [row],
+  } = await db.pool.query(
     `select t.name as tenant, a.name as agent, (select label from runproof_private.api_keys k where k.tenant_id = t.id and k.key_prefix = $3) as label
-       from runproof.tenants t join runproof.agents a on a.tenant_id = t.id where t.id = $1 and a.id = $2`, [tenantId, agentId, key!.slice(0, 11)]);
+       from runproof.tenants t join runproof.agents a on a.tenant_id = t.id where t.id = $1 and a.id = $2`,
+    [tenantId, agentId, key!.slice(0, 11)],
+  );
   t.deepEqual(row, { tenant: "demo", agent: "demo-agent", label: "start" });
 
   const q = await gql(graphqlUrl, key!, `{ runs(first: 5) { totalCount nodes { id } } }`);
   t.is(q.status, 200, JSON.stringify(q.body));
   t.deepEqual(q.body, { data: { runs: { totalCount: 0, nodes: [] } } });
-  const denied = await gql(graphqlUrl, "rp_00000000_" + "0".repeat(64), `{ runs(first: 1) { totalCount } }`);
+  const denied = await gql(graphqlUrl, `rp_00000000_${"0".repeat(64)}`, `{ runs(first: 1) { totalCount } }`);
   t.is(denied.status, 401);
 
   // A run enqueued over GraphQL is executed by start's own worker.
-  const m = await gql(graphqlUrl, key!, `mutation { enqueueRun(input: {agentId: "${agentId}", goal: "wait 100 ms then remember x = 1", originSystemId: "cli-start-test"}) { run { id } } }`);
+  const m = await gql(
+    graphqlUrl,
+    key!,
+    `mutation { enqueueRun(input: {agentId: "${agentId}", goal: "wait 100 ms then remember x = 1", originSystemId: "cli-start-test"}) { run { id } } }`,
+  );
   t.is(m.status, 200, JSON.stringify(m.body));
   const runId = m.body.data.enqueueRun.run.id;
-  const done = await until(async () => {
-    const r = await gql(graphqlUrl, key!, `{ run(id: "${runId}") { status proof { verificationStatus stepCount } } }`);
-    return ["succeeded", "failed", "halted", "cancelled"].includes(r.body.data?.run?.status) && r.body.data.run;
-  }, 30_000, "the run to finish");
+  const done = await until(
+    async () => {
+      const r = await gql(
+        graphqlUrl,
+        key!,
+        `{ run(id: "${runId}") { status proof { verificationStatus stepCount } } }`,
+      );
+      return (
+        ["succeeded", "failed", "halted", "cancelled"].includes(r.body.data?.run?.status) && r.body.data.run
+      );
+    },
+    30_000,
+    "the run to finish",
+  );
   t.deepEqual(done, { status: "succeeded", proof: { verificationStatus: "VERIFIED", stepCount: 2 } });
 
   child.kill("SIGINT");

@@ -3,7 +3,14 @@
 import test from "ava";
 import { cliJson, runCli } from "./helpers/cli.ts";
 import { createTestDatabase } from "./helpers/db.ts";
-import { appendStep, asAttacker, completedRun, createTenant, insertRun, startAttempt } from "./helpers/ledger.ts";
+import {
+  appendStep,
+  asAttacker,
+  completedRun,
+  createTenant,
+  insertRun,
+  startAttempt,
+} from "./helpers/ledger.ts";
 
 test("an intact ledger: exit 0, every run counted, a progress bar on stderr", async (t) => {
   const db = await createTestDatabase("cli-verify-all-ok");
@@ -25,7 +32,12 @@ test("an intact ledger: exit 0, every run counted, a progress bar on stderr", as
   t.regex(r.stderr, /verifying runs \[.*\] 6\/6 \(100%\) 0 problem\(s\)/);
 
   const j = await cliJson(["verify-all", "--no-progress", "--batch-size", "4"], { env });
-  t.like(j, { runs_scanned: 6, ok: true, problems: [], counts: { VERIFIED: 5, IN_PROGRESS: 1, TAMPERED: 0, BROKEN: 0 } });
+  t.like(j, {
+    runs_scanned: 6,
+    ok: true,
+    problems: [],
+    counts: { VERIFIED: 5, IN_PROGRESS: 1, TAMPERED: 0, BROKEN: 0 },
+  });
   const quiet = await runCli(["verify-all", "--no-progress"], { env });
   t.notRegex(quiet.stderr, /verifying runs/);
 });
@@ -42,8 +54,13 @@ test("tampered, broken and orphaned rows: listed like runproof.verify_all(), exi
   const runless = await completedRun(db.pool, g);
   const traceless = await completedRun(db.pool, g, { attempts: 2, stepsPerTrace: 2 });
   await asAttacker(db.pool, async (c) => {
-    await c.query(`update runproof.trace_steps set output = '{"x": 1}' where trace_id = $1 and step_index = 1`, [edited.traceIds[0]]);
-    await c.query(`delete from runproof.trace_steps where trace_id = $1 and step_index = 3`, [cut.traceIds[0]]);
+    await c.query(
+      `update runproof.trace_steps set output = '{"x": 1}' where trace_id = $1 and step_index = 1`,
+      [edited.traceIds[0]],
+    );
+    await c.query(`delete from runproof.trace_steps where trace_id = $1 and step_index = 3`, [
+      cut.traceIds[0],
+    ]);
     await c.query(`delete from runproof.runs where id = $1`, [runless.runId]);
     await c.query(`delete from runproof.traces where id = $1`, [traceless.traceIds[1]]);
   });
@@ -52,16 +69,40 @@ test("tampered, broken and orphaned rows: listed like runproof.verify_all(), exi
   t.is(r.code, 3, r.stderr);
   t.regex(r.stdout, /^scanned 4 run\(s\) in [\d.]+ s: 1 VERIFIED, 1 TAMPERED, 2 BROKEN$/m);
   t.regex(r.stdout, /5 problem\(s\):/);
-  t.regex(r.stdout, new RegExp(`${edited.runId}\\s+│ ${edited.traceIds[0]}\\s+│ TAMPERED\\s+│ 1\\s+│ 1\\s+│ attempt 1: step 1`));
-  t.regex(r.stdout, new RegExp(`${runless.runId}\\s+│ ${runless.traceIds[0]}\\s+│ BROKEN\\s+│ 1\\s+│ -\\s+│ trace has no run row`));
-  t.regex(r.stdout, new RegExp(`${traceless.runId}\\s+│ ${traceless.traceIds[1]}\\s+│ BROKEN\\s+│ -\\s+│ 0\\s+│ steps have no trace row`));
+  t.regex(
+    r.stdout,
+    new RegExp(
+      `${edited.runId}\\s+│ ${edited.traceIds[0]}\\s+│ TAMPERED\\s+│ 1\\s+│ 1\\s+│ attempt 1: step 1`,
+    ),
+  );
+  t.regex(
+    r.stdout,
+    new RegExp(
+      `${runless.runId}\\s+│ ${runless.traceIds[0]}\\s+│ BROKEN\\s+│ 1\\s+│ -\\s+│ trace has no run row`,
+    ),
+  );
+  t.regex(
+    r.stdout,
+    new RegExp(
+      `${traceless.runId}\\s+│ ${traceless.traceIds[1]}\\s+│ BROKEN\\s+│ -\\s+│ 0\\s+│ steps have no trace row`,
+    ),
+  );
   t.false(r.stdout.includes(fine.runId), "the intact run is not listed");
 
   const j = await cliJson(["verify-all", "--no-progress"], { env, expect: 3 });
-  t.like(j, { runs_scanned: 4, ok: false, orphan_traces: 1, orphan_step_groups: 1, counts: { VERIFIED: 1, TAMPERED: 1, BROKEN: 2 } });
+  t.like(j, {
+    runs_scanned: 4,
+    ok: false,
+    orphan_traces: 1,
+    orphan_step_groups: 1,
+    counts: { VERIFIED: 1, TAMPERED: 1, BROKEN: 2 },
+  });
   // The same findings as the SQL function a DBA would call.
   const { rows: sql } = await db.pool.query(`select * from runproof.verify_all()`);
-  const key = (p: any) => [p.run_id, p.trace_id, p.verification_status, p.first_bad_attempt, p.first_bad_step_index, p.reason].join("|");
+  const key = (p: any) =>
+    [p.run_id, p.trace_id, p.verification_status, p.first_bad_attempt, p.first_bad_step_index, p.reason].join(
+      "|",
+    );
   t.deepEqual(j.problems.map(key).sort(), sql.map(key).sort());
 
   const onlyF = await cliJson(["verify-all", "--tenant-id", f.tenantId, "--no-progress"], { env, expect: 3 });
@@ -79,10 +120,17 @@ test("a guard switched off: the CLI reports the same ledger-wide row as runproof
   const f = await createTenant(db.pool);
   await completedRun(db.pool, f);
   await db.pool.query(`alter table runproof.trace_steps disable trigger tg_trace_steps__append_only`);
-  const sql = (await db.pool.query(`select reason, guard_status from runproof.verify_all() where run_id is null`)).rows;
+  const sql = (
+    await db.pool.query(`select reason, guard_status from runproof.verify_all() where run_id is null`)
+  ).rows;
   t.true(sql.length >= 1);
   const j = await cliJson(["verify-all", "--no-progress"], { env, expect: 3 });
-  const ledgerRows = (j.problems as { run_id: string | null; reason: string; guard_status: string }[]).filter((p) => p.run_id === null);
-  t.deepEqual(ledgerRows.map((p) => [p.reason, p.guard_status]), sql.map((r) => [r.reason, r.guard_status]));
+  const ledgerRows = (j.problems as { run_id: string | null; reason: string; guard_status: string }[]).filter(
+    (p) => p.run_id === null,
+  );
+  t.deepEqual(
+    ledgerRows.map((p) => [p.reason, p.guard_status]),
+    sql.map((r) => [r.reason, r.guard_status]),
+  );
   t.false(j.ok as boolean);
 });

@@ -1,69 +1,73 @@
 // loadConfig: defaults that work out of the box, and errors that name the variable.
-import test from 'ava';
-import { ConfigError, loadConfig } from '../src/lib/config.ts';
+import test from "ava";
+import { ConfigError, loadConfig } from "../src/lib/config.ts";
 
-test('defaults', (t) => {
+test("defaults", (t) => {
   t.deepEqual(loadConfig({}), {
     databaseUrl: undefined,
-    httpAllowedHosts: ['127.0.0.1', 'localhost'],
+    httpAllowedHosts: ["127.0.0.1", "localhost"],
     httpMaxResponseBytes: 1048576,
     httpTimeoutMs: 10000,
     llmBaseUrl: undefined,
     llmApiKey: undefined,
-    llmModel: 'gpt-4o-mini',
+    llmModel: "gpt-4o-mini",
     llmTimeoutMs: 30000,
     llmCentsPer1kTokens: 0.1,
-    planner: 'builtin',
+    planner: "builtin",
     workerConcurrency: 4,
     heartbeatMs: 2000,
     staleWorkerMs: 10000,
     retryBaseMs: 1000,
     port: 5678,
-    logLevel: 'info',
+    logLevel: "info",
   });
 });
 
-test('values are parsed; empty means unset; unrelated variables are ignored', (t) => {
+test("values are parsed; empty means unset; unrelated variables are ignored", (t) => {
   const c = loadConfig({
-    DATABASE_URL: 'postgres://u:p@h/db',
-    RUNPROOF_HTTP_ALLOWED_HOSTS: ' API.example.com , localhost:8080,[::1]:9000,*.internal.test ',
-    RUNPROOF_HTTP_TIMEOUT_MS: '2500',
-    RUNPROOF_LLM_BASE_URL: 'http://127.0.0.1:8080/v1/',
-    RUNPROOF_LLM_CENTS_PER_1K_TOKENS: '0.015',
-    RUNPROOF_PLANNER: 'llm',
-    RUNPROOF_WORKER_CONCURRENCY: '16',
-    RUNPROOF_LOG_LEVEL: 'debug',
-    RUNPROOF_PORT: '',
-    HOME: '/root',
+    DATABASE_URL: "postgres://u:p@h/db",
+    RUNPROOF_HTTP_ALLOWED_HOSTS: " API.example.com , localhost:8080,[::1]:9000,*.internal.test ",
+    RUNPROOF_HTTP_TIMEOUT_MS: "2500",
+    RUNPROOF_LLM_BASE_URL: "http://127.0.0.1:8080/v1/",
+    RUNPROOF_LLM_CENTS_PER_1K_TOKENS: "0.015",
+    RUNPROOF_PLANNER: "llm",
+    RUNPROOF_WORKER_CONCURRENCY: "16",
+    RUNPROOF_LOG_LEVEL: "debug",
+    RUNPROOF_PORT: "",
+    HOME: "/root",
   });
   t.like(c, {
-    databaseUrl: 'postgres://u:p@h/db',
+    databaseUrl: "postgres://u:p@h/db",
     httpTimeoutMs: 2500,
-    llmBaseUrl: 'http://127.0.0.1:8080/v1',
+    llmBaseUrl: "http://127.0.0.1:8080/v1",
     llmCentsPer1kTokens: 0.015,
-    planner: 'llm',
+    planner: "llm",
     workerConcurrency: 16,
-    logLevel: 'debug',
+    logLevel: "debug",
     port: 5678,
   });
-  t.deepEqual(c.httpAllowedHosts, ['api.example.com', 'localhost:8080', '[::1]:9000', '*.internal.test']);
-  t.deepEqual(loadConfig({ RUNPROOF_HTTP_ALLOWED_HOSTS: '*' }).httpAllowedHosts, ['*']);
+  t.deepEqual(c.httpAllowedHosts, ["api.example.com", "localhost:8080", "[::1]:9000", "*.internal.test"]);
+  t.deepEqual(loadConfig({ RUNPROOF_HTTP_ALLOWED_HOSTS: "*" }).httpAllowedHosts, ["*"]);
 });
 
-test('every bad value is reported with its variable name', (t) => {
-  const e = t.throws(() => loadConfig({
-    RUNPROOF_HTTP_TIMEOUT_MS: 'soon',
-    RUNPROOF_WORKER_CONCURRENCY: '0',
-    RUNPROOF_PLANNER: 'gpt',
-    RUNPROOF_LLM_BASE_URL: 'ftp://x',
-    RUNPROOF_HTTP_ALLOWED_HOSTS: 'ok.test,http://bad.test/',
-    RUNPROOF_LOG_LEVEL: 'loud',
-    RUNPROOF_PORT: '70000',
-  }), { instanceOf: ConfigError });
+test("every bad value is reported with its variable name", (t) => {
+  const e = t.throws(
+    () =>
+      loadConfig({
+        RUNPROOF_HTTP_TIMEOUT_MS: "soon",
+        RUNPROOF_WORKER_CONCURRENCY: "0",
+        RUNPROOF_PLANNER: "gpt",
+        RUNPROOF_LLM_BASE_URL: "ftp://x",
+        RUNPROOF_HTTP_ALLOWED_HOSTS: "ok.test,http://bad.test/",
+        RUNPROOF_LOG_LEVEL: "loud",
+        RUNPROOF_PORT: "70000",
+      }),
+    { instanceOf: ConfigError },
+  );
   t.deepEqual(e.problems, [
     'RUNPROOF_HTTP_ALLOWED_HOSTS: "http://bad.test/" is not a hostname, host:port or "*" (got "ok.test,http://bad.test/")',
     'RUNPROOF_HTTP_TIMEOUT_MS: must be a number (got "soon")',
-    'RUNPROOF_LLM_BASE_URL: must be an http:// or https:// URL',
+    "RUNPROOF_LLM_BASE_URL: must be an http:// or https:// URL",
     'RUNPROOF_PLANNER: must be "builtin" or "llm" (got "gpt")',
     'RUNPROOF_WORKER_CONCURRENCY: must be at least 1 (got "0")',
     'RUNPROOF_PORT: must be at most 65535 (got "70000")',
@@ -72,7 +76,11 @@ test('every bad value is reported with its variable name', (t) => {
   t.regex(e.message, /^Invalid configuration:\n {2}RUNPROOF_HTTP_ALLOWED_HOSTS: /);
 });
 
-test('a worker cannot be declared stale between two of its own heartbeats', (t) => {
-  const e = t.throws(() => loadConfig({ RUNPROOF_HEARTBEAT_MS: '5000', RUNPROOF_STALE_WORKER_MS: '4000' }), { instanceOf: ConfigError });
-  t.deepEqual(e.problems, ['RUNPROOF_STALE_WORKER_MS: must be greater than RUNPROOF_HEARTBEAT_MS (got "4000")']);
+test("a worker cannot be declared stale between two of its own heartbeats", (t) => {
+  const e = t.throws(() => loadConfig({ RUNPROOF_HEARTBEAT_MS: "5000", RUNPROOF_STALE_WORKER_MS: "4000" }), {
+    instanceOf: ConfigError,
+  });
+  t.deepEqual(e.problems, [
+    'RUNPROOF_STALE_WORKER_MS: must be greater than RUNPROOF_HEARTBEAT_MS (got "4000")',
+  ]);
 });

@@ -2,7 +2,14 @@
 // whose JSON error says what to do. The Ruru page itself needs no key.
 import test from "ava";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
-import { apiTenant, gql, startTestServer, subscribe, type ApiTenant, type TestServer } from "./helpers/graphql.ts";
+import {
+  apiTenant,
+  gql,
+  startTestServer,
+  subscribe,
+  type ApiTenant,
+  type TestServer,
+} from "./helpers/graphql.ts";
 
 let db: TestDatabase;
 let server: TestServer;
@@ -23,7 +30,11 @@ test.after.always(async () => {
 
 const QUERY = "{ currentTenant { id name } }";
 
-function assertUnauthenticated(t: import("ava").ExecutionContext, r: Awaited<ReturnType<typeof gql>>, message: RegExp) {
+function assertUnauthenticated(
+  t: import("ava").ExecutionContext,
+  r: Awaited<ReturnType<typeof gql>>,
+  message: RegExp,
+) {
   t.is(r.status, 401);
   t.regex(r.headers.get("content-type") ?? "", /application\/json/);
   t.regex(r.headers.get("www-authenticate") ?? "", /^Bearer/);
@@ -45,13 +56,20 @@ test("a valid key reaches its own tenant", async (t) => {
 });
 
 test("no Authorization header is a 401 that says how to authenticate", async (t) => {
-  assertUnauthenticated(t, await gql(server.url, null, QUERY), /^Authentication required: send the header Authorization: Bearer <api key>/);
+  assertUnauthenticated(
+    t,
+    await gql(server.url, null, QUERY),
+    /^Authentication required: send the header Authorization: Bearer <api key>/,
+  );
 });
 
 test("an Authorization header that is not Bearer is a 401", async (t) => {
   const res = await fetch(server.url, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Basic ${Buffer.from("a:b").toString("base64")}` },
+    headers: {
+      "content-type": "application/json",
+      authorization: `Basic ${Buffer.from("a:b").toString("base64")}`,
+    },
     body: JSON.stringify({ query: QUERY }),
   });
   t.is(res.status, 401);
@@ -93,14 +111,20 @@ test("the Ruru explorer page loads without a key; GraphQL over GET is refused", 
   t.is(page.status, 200);
   t.regex(page.headers.get("content-type") ?? "", /text\/html/);
   t.regex(await page.text(), /ruru/i);
-  const get = await fetch(`${server.url}?query=${encodeURIComponent(QUERY)}`, { headers: { accept: "application/json" } });
+  const get = await fetch(`${server.url}?query=${encodeURIComponent(QUERY)}`, {
+    headers: { accept: "application/json" },
+  });
   t.is(get.status, 405);
   const body: any = await get.json();
   t.falsy(body.data);
 });
 
 test("subscriptions authenticate with the key in connection_init", async (t) => {
-  const sub = await subscribe(server.url, "rp_00000000_wrong", `subscription { runUpdated(runId: "00000000-0000-0000-0000-000000000000") { event } }`);
+  const sub = await subscribe(
+    server.url,
+    "rp_00000000_wrong",
+    `subscription { runUpdated(runId: "00000000-0000-0000-0000-000000000000") { event } }`,
+  );
   const result = await sub.done;
   t.false(result.completed);
   t.is(result.errors?.[0]?.extensions?.code, "UNAUTHENTICATED");

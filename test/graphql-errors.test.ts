@@ -25,7 +25,9 @@ const ENQUEUE = `mutation($input: EnqueueRunInput!) { enqueueRun(input: $input) 
 const plan = { version: 1, steps: [{ skill: "noop", input: { x: 1 } }] };
 
 async function enqueueError(input: Record<string, unknown>) {
-  const r = await gql(server.url, a.apiKey, ENQUEUE, { input: { agentId: a.agentId, goal: "a goal", originSystemId: "ava", plan, ...input } });
+  const r = await gql(server.url, a.apiKey, ENQUEUE, {
+    input: { agentId: a.agentId, goal: "a goal", originSystemId: "ava", plan, ...input },
+  });
   return { r, error: r.body.errors?.[0] };
 }
 
@@ -70,7 +72,9 @@ test("another tenant's id is 42501", async (t) => {
 });
 
 test("state errors are RPSTS: archiving twice", async (t) => {
-  const { traceIds: [trace] } = await completedRun(db.pool, { tenantId: a.tenantId, agentId: a.agentId }, { stepsPerTrace: 1 });
+  const {
+    traceIds: [trace],
+  } = await completedRun(db.pool, { tenantId: a.tenantId, agentId: a.agentId }, { stepsPerTrace: 1 });
   const q = `mutation($t: UUID!) { archiveTrace(input: { traceId: $t }) { trace { archivedAt } } }`;
   const first = await gql(server.url, a.apiKey, q, { t: trace });
   t.truthy(first.body.data.archiveTrace.trace.archivedAt);
@@ -93,12 +97,16 @@ test("input Postgres cannot store (a NUL character) is a clear data exception (2
 
 test("an unexpected database error is masked: generic message, error id, no SQL, no stack; logged under the id", async (t) => {
   // Break the database under the server: a function its SQL calls disappears (42883, nothing the caller did).
-  await db.pool.query(`alter function runproof.runs_plan_step_count(runproof.runs) rename to runs_plan_step_count_gone`);
+  await db.pool.query(
+    `alter function runproof.runs_plan_step_count(runproof.runs) rename to runs_plan_step_count_gone`,
+  );
   let r;
   try {
     r = await gql(server.url, a.apiKey, `{ runs { nodes { id planStepCount } } }`);
   } finally {
-    await db.pool.query(`alter function runproof.runs_plan_step_count_gone(runproof.runs) rename to runs_plan_step_count`);
+    await db.pool.query(
+      `alter function runproof.runs_plan_step_count_gone(runproof.runs) rename to runs_plan_step_count`,
+    );
   }
   const error = r.body.errors?.[0];
   t.is(r.status, 200);

@@ -30,13 +30,26 @@ let schema: {
   types: IntrospectedType[];
 };
 
-const LEDGER_TYPES = ["Run", "Trace", "TraceStep", "PolicyDecision", "Incident", "Agent", "Tenant", "Skill", "AgentMemory"];
+const LEDGER_TYPES = [
+  "Run",
+  "Trace",
+  "TraceStep",
+  "PolicyDecision",
+  "Incident",
+  "Agent",
+  "Tenant",
+  "Skill",
+  "AgentMemory",
+];
 
 test.before(async () => {
   db = await createTestDatabase("graphql-introspection");
   server = await startTestServer(db.url);
   a = await apiTenant(db.pool);
-  const data = await gqlOk(server.url, a.apiKey, `{
+  const data = await gqlOk(
+    server.url,
+    a.apiKey,
+    `{
     __schema {
       queryType { name } mutationType { name } subscriptionType { name }
       types {
@@ -46,7 +59,8 @@ test.before(async () => {
         enumValues(includeDeprecated: true) { name description }
       }
     }
-  }`);
+  }`,
+  );
   schema = data.__schema;
 });
 test.after.always(async () => {
@@ -58,7 +72,12 @@ const type = (name: string) => schema.types.find((x) => x.name === name);
 const fieldNames = (name: string) => (type(name)?.fields ?? []).map((f) => f.name).sort();
 
 test("the only mutations are the four SQL functions", (t) => {
-  t.deepEqual(fieldNames(schema.mutationType!.name), ["archiveTrace", "cancelRun", "createAgent", "enqueueRun"]);
+  t.deepEqual(fieldNames(schema.mutationType!.name), [
+    "archiveTrace",
+    "cancelRun",
+    "createAgent",
+    "enqueueRun",
+  ]);
 });
 
 test("no ledger table has an insert, update or delete mutation or input type", (t) => {
@@ -66,23 +85,56 @@ test("no ledger table has an insert, update or delete mutation or input type", (
   for (const table of LEDGER_TYPES) {
     t.true(type(table) !== undefined, `${table} is exposed for reading`);
     for (const verb of ["create", "update", "delete", "upsert"]) {
-      const generated = mutations.filter((m) => m.startsWith(`${verb}${table}`) && !(verb === "create" && table === "Agent" && m === "createAgent"));
+      const generated = mutations.filter(
+        (m) =>
+          m.startsWith(`${verb}${table}`) && !(verb === "create" && table === "Agent" && m === "createAgent"),
+      );
       t.deepEqual(generated, [], `${verb} mutations for ${table}`);
     }
     for (const suffix of ["Input", "Patch"]) {
       t.is(type(`${table}${suffix}`), undefined, `${table}${suffix} must not exist`);
     }
   }
-  t.false(schema.types.some((x) => /^(Create|Update|Delete)(Run|Trace|TraceStep|PolicyDecision|Incident|Tenant|Skill|AgentMemory)(Input|Payload)$/.test(x.name)));
+  t.false(
+    schema.types.some((x) =>
+      /^(Create|Update|Delete)(Run|Trace|TraceStep|PolicyDecision|Incident|Tenant|Skill|AgentMemory)(Input|Payload)$/.test(
+        x.name,
+      ),
+    ),
+  );
   // createAgent is the create_agent function (SECURITY DEFINER), not a table insert: its input has the function's arguments.
-  t.deepEqual((type("CreateAgentInput")?.inputFields ?? []).map((f) => f.name).sort(),
-    ["allowedSkills", "clientMutationId", "description", "name", "tenantId"]);
+  t.deepEqual((type("CreateAgentInput")?.inputFields ?? []).map((f) => f.name).sort(), [
+    "allowedSkills",
+    "clientMutationId",
+    "description",
+    "name",
+    "tenantId",
+  ]);
 });
 
 test("queries: runs, run, agents, agent, skills, skill, trace, currentTenant, and nothing private", (t) => {
-  t.deepEqual(fieldNames(schema.queryType.name), ["agent", "agents", "currentTenant", "run", "runs", "skill", "skills", "trace"]);
+  t.deepEqual(fieldNames(schema.queryType.name), [
+    "agent",
+    "agents",
+    "currentTenant",
+    "run",
+    "runs",
+    "skill",
+    "skills",
+    "trace",
+  ]);
   const everything = JSON.stringify(schema).toLowerCase();
-  for (const hidden of ["verifyall", "apikey", "keyhash", "authenticate", "runstatustransition", "cancelrequest", "workerheartbeat", "tenantdailyspend", "guarddescription"]) {
+  for (const hidden of [
+    "verifyall",
+    "apikey",
+    "keyhash",
+    "authenticate",
+    "runstatustransition",
+    "cancelrequest",
+    "workerheartbeat",
+    "tenantdailyspend",
+    "guarddescription",
+  ]) {
     t.false(everything.includes(hidden), `${hidden} must not be exposed`);
   }
   // Proofs are fields of runs and traces, not root functions that take a tenant id.
@@ -94,11 +146,23 @@ test("queries: runs, run, agents, agent, skills, skill, trace, currentTenant, an
 
 test("a run exposes its plan, traces, steps, proof and polling fields", (t) => {
   const run = fieldNames("Run");
-  for (const f of ["plan", "traces", "proof", "status", "nextPlanStep", "planStepCount", "isFinished", "updatedAt", "rootHash", "incidents"]) {
+  for (const f of [
+    "plan",
+    "traces",
+    "proof",
+    "status",
+    "nextPlanStep",
+    "planStepCount",
+    "isFinished",
+    "updatedAt",
+    "rootHash",
+    "incidents",
+  ]) {
     t.true(run.includes(f), `Run.${f}`);
   }
   t.true(fieldNames("Trace").includes("steps"));
-  for (const f of ["prevHash", "stepHash", "decision"]) t.true(fieldNames("TraceStep").includes(f), `TraceStep.${f}`);
+  for (const f of ["prevHash", "stepHash", "decision"])
+    t.true(fieldNames("TraceStep").includes(f), `TraceStep.${f}`);
   t.deepEqual(fieldNames("Subscription"), ["runUpdated"]);
 });
 

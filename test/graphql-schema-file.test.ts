@@ -14,8 +14,10 @@ test("schema.graphql is up to date (npm run graphql:schema regenerates it)", asy
       const a = checkedIn.split("\n");
       const b = built.split("\n");
       const i = a.findIndex((line, n) => line !== b[n]);
-      t.fail(`schema.graphql is stale: run npm run graphql:schema (first difference at line ${i + 1}: ` +
-        `checked in ${JSON.stringify(a[i])}, built ${JSON.stringify(b[i])})`);
+      t.fail(
+        `schema.graphql is stale: run npm run graphql:schema (first difference at line ${i + 1}: ` +
+          `checked in ${JSON.stringify(a[i])}, built ${JSON.stringify(b[i])})`,
+      );
       return;
     }
     t.pass();

@@ -10,7 +10,13 @@ test("crash loop: 8 runs x 5 side effects, 10 SIGKILLs of 3 worker processes", a
   const db = await createTestDatabase("crash-loop");
   t.teardown(() => db.drop());
   await runCrashLoop(t, db, {
-    runs: 8, stepsPerRun: 5, kills: 10, workers: 3, concurrency: 2,
-    killGapMs: [300, 1200], effectDelayMs: [800, 2400], finishTimeoutMs: 60_000,
+    runs: 8,
+    stepsPerRun: 5,
+    kills: 10,
+    workers: 3,
+    concurrency: 2,
+    killGapMs: [300, 1200],
+    effectDelayMs: [800, 2400],
+    finishTimeoutMs: 60_000,
   });
 });

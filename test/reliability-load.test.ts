@@ -8,5 +8,12 @@ test("load: 500 runs from 32 concurrent SQL clients, 4 worker processes", async 
   t.timeout(120_000);
   const db = await createTestDatabase("load");
   t.teardown(() => db.drop());
-  await runLoad(t, db, { runs: 500, clients: 32, workers: 4, concurrency: 4, tenants: 8, finishTimeoutMs: 90_000 });
+  await runLoad(t, db, {
+    runs: 500,
+    clients: 32,
+    workers: 4,
+    concurrency: 4,
+    tenants: 8,
+    finishTimeoutMs: 90_000,
+  });
 });

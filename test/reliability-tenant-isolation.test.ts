@@ -6,14 +6,31 @@
 import test from "ava";
 import type pg from "pg";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
-import { apiTenant, gql, gqlOk, startTestServer, subscribe, type ApiTenant, type TestServer } from "./helpers/graphql.ts";
+import {
+  apiTenant,
+  gql,
+  gqlOk,
+  startTestServer,
+  subscribe,
+  type ApiTenant,
+  type TestServer,
+} from "./helpers/graphql.ts";
 import { completedRun, insertRun, planOf, startAttempt } from "./helpers/ledger.ts";
 
 let db: TestDatabase;
 let server: TestServer;
 let A: ApiTenant;
 let B: ApiTenant;
-const b = { run: "", plannedRun: "", trace: "", openRun: "", secretAgent: "", runRoot: "", traceRoot: "", stepHash: "" };
+const b = {
+  run: "",
+  plannedRun: "",
+  trace: "",
+  openRun: "",
+  secretAgent: "",
+  runRoot: "",
+  traceRoot: "",
+  stepHash: "",
+};
 const a = { run: "", trace: "" };
 /** Everything of B's that must never reach A. */
 let secrets: string[] = [];
@@ -23,24 +40,64 @@ test.before(async () => {
   server = await startTestServer(db.url);
   A = await apiTenant(db.pool, "iso-tenant-a");
   B = await apiTenant(db.pool, "iso-tenant-b-secret-name");
-  ({ rows: [{ id: b.secretAgent }] } = await db.pool.query(`select id from runproof.create_agent('b-secret-agent', 'b-secret-description', tenant_id => $1)`, [B.tenantId]));
-  ({ rows: [{ id: b.plannedRun }] } = await db.pool.query(
-    `select id from runproof.enqueue_run($1, $2, 'b-secret-goal', 'b-secret-origin', $3)`, [B.tenantId, b.secretAgent, planOf(1)]));
-  const done = await completedRun(db.pool, { tenantId: B.tenantId, agentId: B.agentId }, { stepsPerTrace: 2 });
+  ({
+    rows: [{ id: b.secretAgent }],
+  } = await db.pool.query(
+    `select id from runproof.create_agent('b-secret-agent', 'b-secret-description', tenant_id => $1)`,
+    [B.tenantId],
+  ));
+  ({
+    rows: [{ id: b.plannedRun }],
+  } = await db.pool.query(
+    `select id from runproof.enqueue_run($1, $2, 'b-secret-goal', 'b-secret-origin', $3)`,
+    [B.tenantId, b.secretAgent, planOf(1)],
+  ));
+  const done = await completedRun(
+    db.pool,
+    { tenantId: B.tenantId, agentId: B.agentId },
+    { stepsPerTrace: 2 },
+  );
   b.run = done.runId;
   b.trace = done.traceIds[0];
   b.openRun = await insertRun(db.pool, { tenantId: B.tenantId, agentId: B.agentId });
   await startAttempt(db.pool, { tenantId: B.tenantId, agentId: B.agentId }, b.openRun);
   await db.pool.query(`select runproof.cancel_run($1, 'b-secret-reason', $2)`, [b.openRun, B.tenantId]);
-  ({ rows: [{ r: b.runRoot }] } = await db.pool.query(`select encode(root_hash, 'hex') as r from runproof.runs where id = $1`, [b.run]));
-  ({ rows: [{ r: b.traceRoot }] } = await db.pool.query(`select encode(root_hash, 'hex') as r from runproof.traces where id = $1`, [b.trace]));
-  ({ rows: [{ r: b.stepHash }] } = await db.pool.query(`select encode(step_hash, 'hex') as r from runproof.trace_steps where trace_id = $1 and step_index = 0`, [b.trace]));
-  await db.pool.query(`insert into runproof.agent_memory (tenant_id, agent_id, key, value) values ($1, $2, 'b-secret-key', '"b-secret-value"')`, [B.tenantId, B.agentId]);
+  ({
+    rows: [{ r: b.runRoot }],
+  } = await db.pool.query(`select encode(root_hash, 'hex') as r from runproof.runs where id = $1`, [b.run]));
+  ({
+    rows: [{ r: b.traceRoot }],
+  } = await db.pool.query(`select encode(root_hash, 'hex') as r from runproof.traces where id = $1`, [
+    b.trace,
+  ]));
+  ({
+    rows: [{ r: b.stepHash }],
+  } = await db.pool.query(
+    `select encode(step_hash, 'hex') as r from runproof.trace_steps where trace_id = $1 and step_index = 0`,
+    [b.trace],
+  ));
+  await db.pool.query(
+    `insert into runproof.agent_memory (tenant_id, agent_id, key, value) values ($1, $2, 'b-secret-key', '"b-secret-value"')`,
+    [B.tenantId, B.agentId],
+  );
   const own = await completedRun(db.pool, { tenantId: A.tenantId, agentId: A.agentId }, { stepsPerTrace: 2 });
   a.run = own.runId;
   a.trace = own.traceIds[0];
-  secrets = [B.tenantId, B.agentId, b.secretAgent, b.run, b.plannedRun, b.trace, b.openRun, b.runRoot, b.traceRoot, b.stepHash,
-    "b-secret", "iso-tenant-b-secret-name", B.keyId];
+  secrets = [
+    B.tenantId,
+    B.agentId,
+    b.secretAgent,
+    b.run,
+    b.plannedRun,
+    b.trace,
+    b.openRun,
+    b.runRoot,
+    b.traceRoot,
+    b.stepHash,
+    "b-secret",
+    "iso-tenant-b-secret-name",
+    B.keyId,
+  ];
 });
 test.after.always(async () => {
   await server?.stop();
@@ -84,38 +141,65 @@ const fakeStep = `row($1::uuid, $2::uuid, $3::uuid, 0, 0, 'noop', 'succeeded', '
 const SQL_CASES: Record<string, (t: any) => Promise<void>> = {
   "runproof.archive_trace(uuid,uuid)": async (t) => {
     t.like(await refusedAsA(`select runproof.archive_trace($1)`, [b.trace]), { code: "RPNFD" });
-    t.like(await refusedAsA(`select runproof.archive_trace($1, $2)`, [b.trace, B.tenantId]), { code: "42501" });
-    t.is((await db.pool.query(`select archived_at from runproof.traces where id = $1`, [b.trace])).rows[0].archived_at, null);
+    t.like(await refusedAsA(`select runproof.archive_trace($1, $2)`, [b.trace, B.tenantId]), {
+      code: "42501",
+    });
+    t.is(
+      (await db.pool.query(`select archived_at from runproof.traces where id = $1`, [b.trace])).rows[0]
+        .archived_at,
+      null,
+    );
   },
   "runproof.cancel_run(uuid,text,uuid)": async (t) => {
     t.like(await refusedAsA(`select runproof.cancel_run($1)`, [b.plannedRun]), { code: "RPNFD" });
-    t.like(await refusedAsA(`select runproof.cancel_run($1, 'x', $2)`, [b.plannedRun, B.tenantId]), { code: "42501" });
-    t.is((await db.pool.query(`select status from runproof.runs where id = $1`, [b.plannedRun])).rows[0].status, "planned");
+    t.like(await refusedAsA(`select runproof.cancel_run($1, 'x', $2)`, [b.plannedRun, B.tenantId]), {
+      code: "42501",
+    });
+    t.is(
+      (await db.pool.query(`select status from runproof.runs where id = $1`, [b.plannedRun])).rows[0].status,
+      "planned",
+    );
   },
   "runproof.create_agent(text,text,text[],uuid)": async (t) => {
-    t.like(await refusedAsA(`select runproof.create_agent('intruder', tenant_id => $1)`, [B.tenantId]), { code: "42501" });
+    t.like(await refusedAsA(`select runproof.create_agent('intruder', tenant_id => $1)`, [B.tenantId]), {
+      code: "42501",
+    });
     // Without a tenant id it creates A's agent, never B's.
     const own = await asA((c) => c.query(`select tenant_id from runproof.create_agent('mine')`));
     t.is(own.rows[0].tenant_id, A.tenantId);
   },
   "runproof.current_tenant()": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select (runproof.current_tenant()).*`));
+    const {
+      rows: [r],
+    } = await asA((c) => c.query(`select (runproof.current_tenant()).*`));
     t.is(r.id, A.tenantId);
     t.deepEqual(leaks(r), []);
   },
   "runproof.enqueue_run(uuid,uuid,text,text,jsonb,text,integer)": async (t) => {
-    t.like(await refusedAsA(`select runproof.enqueue_run($1, $2, 'steal', 'x', null)`, [B.tenantId, B.agentId]), { code: "42501" });
+    t.like(
+      await refusedAsA(`select runproof.enqueue_run($1, $2, 'steal', 'x', null)`, [B.tenantId, B.agentId]),
+      { code: "42501" },
+    );
     const e = await refusedAsA(`select runproof.enqueue_run(null, $1, 'steal', 'x', null)`, [B.agentId]);
     t.is(e.code, "RPNFD");
     t.deepEqual(leaks(e.message.replace(B.agentId, "")), [], "the error names only the id A gave");
     // B's idempotency keys are B's: the same key gives A a new run of its own, not B's.
-    const { rows: [r] } = await asA((c) => c.query(`select id, tenant_id from runproof.enqueue_run(null, $1, 'g', 'x', $2, 'shared-key')`, [A.agentId, planOf(1)]));
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select id, tenant_id from runproof.enqueue_run(null, $1, 'g', 'x', $2, 'shared-key')`, [
+        A.agentId,
+        planOf(1),
+      ]),
+    );
     t.is(r.tenant_id, A.tenantId);
   },
   "runproof.run_proof(uuid,uuid)": async (t) => {
     for (const run of [b.run, b.plannedRun, b.openRun]) {
       for (const tenant of [B.tenantId, A.tenantId]) {
-        const { rows: [p] } = await asA((c) => c.query(`select * from runproof.run_proof($1, $2)`, [tenant, run]));
+        const {
+          rows: [p],
+        } = await asA((c) => c.query(`select * from runproof.run_proof($1, $2)`, [tenant, run]));
         t.is(p.verification_status, "NOT_FOUND");
         t.is(p.root_hash, null);
         t.is(p.step_count, 0);
@@ -124,53 +208,133 @@ const SQL_CASES: Record<string, (t: any) => Promise<void>> = {
     }
   },
   "runproof.runs_is_finished(runproof.runs)": async (t) => {
-    t.deepEqual((await asA((c) => c.query(`select runproof.runs_is_finished(r) from runproof.runs r where id = $1`, [b.run]))).rows, []);
+    t.deepEqual(
+      (
+        await asA((c) =>
+          c.query(`select runproof.runs_is_finished(r) from runproof.runs r where id = $1`, [b.run]),
+        )
+      ).rows,
+      [],
+    );
   },
   "runproof.runs_plan_step_count(runproof.runs)": async (t) => {
-    t.deepEqual((await asA((c) => c.query(`select runproof.runs_plan_step_count(r) from runproof.runs r where id = $1`, [b.plannedRun]))).rows, []);
+    t.deepEqual(
+      (
+        await asA((c) =>
+          c.query(`select runproof.runs_plan_step_count(r) from runproof.runs r where id = $1`, [
+            b.plannedRun,
+          ]),
+        )
+      ).rows,
+      [],
+    );
   },
   "runproof.runs_proof(runproof.runs)": async (t) => {
     // A row A builds with B's ids: the proof is computed as A, and finds nothing.
-    const { rows: [r] } = await asA((c) => c.query(`select (runproof.runs_proof(${fakeRun})).*`, [B.tenantId, b.run, B.agentId]));
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select (runproof.runs_proof(${fakeRun})).*`, [B.tenantId, b.run, B.agentId]),
+    );
     t.is(r.verification_status, "NOT_FOUND");
     t.deepEqual(leaks({ ...r, tenant_id: null, run_id: null }), []);
   },
   "runproof.runs_root_hash(runproof.runs)": async (t) => {
-    t.deepEqual((await asA((c) => c.query(`select runproof.runs_root_hash(r) from runproof.runs r where id = $1`, [b.run]))).rows, []);
-    const { rows: [r] } = await asA((c) => c.query(`select runproof.runs_root_hash(${fakeRun}) as h`, [B.tenantId, b.run, B.agentId]));
+    t.deepEqual(
+      (
+        await asA((c) =>
+          c.query(`select runproof.runs_root_hash(r) from runproof.runs r where id = $1`, [b.run]),
+        )
+      ).rows,
+      [],
+    );
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select runproof.runs_root_hash(${fakeRun}) as h`, [B.tenantId, b.run, B.agentId]),
+    );
     t.is(r.h, null, "computed from the row given, which has no seal");
   },
   "runproof.trace_steps_prev_hash(runproof.trace_steps)": async (t) => {
-    t.deepEqual((await asA((c) => c.query(`select runproof.trace_steps_prev_hash(s) from runproof.trace_steps s where trace_id = $1`, [b.trace]))).rows, []);
+    t.deepEqual(
+      (
+        await asA((c) =>
+          c.query(
+            `select runproof.trace_steps_prev_hash(s) from runproof.trace_steps s where trace_id = $1`,
+            [b.trace],
+          ),
+        )
+      ).rows,
+      [],
+    );
   },
   "runproof.trace_steps_step_hash(runproof.trace_steps)": async (t) => {
-    t.deepEqual((await asA((c) => c.query(`select runproof.trace_steps_step_hash(s) from runproof.trace_steps s where trace_id = $1`, [b.trace]))).rows, []);
+    t.deepEqual(
+      (
+        await asA((c) =>
+          c.query(
+            `select runproof.trace_steps_step_hash(s) from runproof.trace_steps s where trace_id = $1`,
+            [b.trace],
+          ),
+        )
+      ).rows,
+      [],
+    );
   },
   "runproof.traces_proof(runproof.traces)": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select (runproof.traces_proof(${fakeTrace})).*`, [B.tenantId, b.trace, b.run]));
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select (runproof.traces_proof(${fakeTrace})).*`, [B.tenantId, b.trace, b.run]),
+    );
     t.is(r.verification_status, "NOT_FOUND");
     t.deepEqual(leaks({ ...r, trace_id: null }), []);
   },
   "runproof.traces_root_hash(runproof.traces)": async (t) => {
-    t.deepEqual((await asA((c) => c.query(`select runproof.traces_root_hash(tr) from runproof.traces tr where id = $1`, [b.trace]))).rows, []);
+    t.deepEqual(
+      (
+        await asA((c) =>
+          c.query(`select runproof.traces_root_hash(tr) from runproof.traces tr where id = $1`, [b.trace]),
+        )
+      ).rows,
+      [],
+    );
   },
   "runproof.verify_trace(uuid)": async (t) => {
-    const { rows: [p] } = await asA((c) => c.query(`select * from runproof.verify_trace($1)`, [b.trace]));
+    const {
+      rows: [p],
+    } = await asA((c) => c.query(`select * from runproof.verify_trace($1)`, [b.trace]));
     t.is(p.verification_status, "NOT_FOUND");
     t.deepEqual(leaks({ ...p, trace_id: null }), []);
   },
   "runproof_private.current_tenant_id()": async (t) => {
-    t.is((await asA((c) => c.query(`select runproof_private.current_tenant_id() as id`))).rows[0].id, A.tenantId);
+    t.is(
+      (await asA((c) => c.query(`select runproof_private.current_tenant_id() as id`))).rows[0].id,
+      A.tenantId,
+    );
   },
   "runproof_private.genesis_hash(uuid,uuid,uuid)": async (t) => {
     // A pure function of the ids given (docs/proof-format.md section 1): no table is read.
-    const { rows: [r] } = await asA((c) => c.query(`select encode(runproof_private.genesis_hash($1, $2, $3), 'hex') as h`, [B.tenantId, b.run, b.trace]));
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select encode(runproof_private.genesis_hash($1, $2, $3), 'hex') as h`, [
+        B.tenantId,
+        b.run,
+        b.trace,
+      ]),
+    );
     const { createHash } = await import("node:crypto");
-    t.is(r.h, createHash("sha256").update(`runproof.genesis/1|${B.tenantId}|${b.run}|${b.trace}`).digest("hex"));
+    t.is(
+      r.h,
+      createHash("sha256").update(`runproof.genesis/1|${B.tenantId}|${b.run}|${b.trace}`).digest("hex"),
+    );
   },
   "runproof_private.guard_status(timestamp with time zone,timestamp with time zone)": async (t) => {
     // SECURITY DEFINER, but about the schema, not about anyone's rows.
-    const { rows: [r] } = await asA((c) => c.query(`select * from runproof_private.guard_status('-infinity', 'infinity')`));
+    const {
+      rows: [r],
+    } = await asA((c) => c.query(`select * from runproof_private.guard_status('-infinity', 'infinity')`));
     t.is(r.status, "GUARDED");
     t.deepEqual(leaks(r), []);
   },
@@ -178,41 +342,86 @@ const SQL_CASES: Record<string, (t: any) => Promise<void>> = {
     t.is((await asA((c) => c.query(`select runproof_private.hex('\\x0aff'::bytea) as h`))).rows[0].h, "0aff");
   },
   "runproof_private.is_terminal_status(text)": async (t) => {
-    t.true((await asA((c) => c.query(`select runproof_private.is_terminal_status('succeeded') as v`))).rows[0].v);
+    t.true(
+      (await asA((c) => c.query(`select runproof_private.is_terminal_status('succeeded') as v`))).rows[0].v,
+    );
   },
   "runproof_private.run_proof_chain(uuid,uuid)": async (t) => {
-    const { rows: [p] } = await asA((c) => c.query(`select * from runproof_private.run_proof_chain($1, $2)`, [B.tenantId, b.run]));
+    const {
+      rows: [p],
+    } = await asA((c) =>
+      c.query(`select * from runproof_private.run_proof_chain($1, $2)`, [B.tenantId, b.run]),
+    );
     t.is(p.verification_status, "NOT_FOUND");
     t.is(p.root_hash, null);
   },
   "runproof_private.chain_faults(uuid,uuid,bytea,integer)": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select * from runproof_private.chain_faults($1, $2, sha256(''), 10)`, [B.tenantId, b.trace]));
-    t.deepEqual({ ...r }, { step_count: 0, first_bad: null }, "row level security: B's steps are not there for A");
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select * from runproof_private.chain_faults($1, $2, sha256(''), 10)`, [B.tenantId, b.trace]),
+    );
+    t.deepEqual(
+      { ...r },
+      { step_count: 0, first_bad: null },
+      "row level security: B's steps are not there for A",
+    );
   },
   "runproof_private.chain_faults_parallel(uuid,uuid,bytea)": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select * from runproof_private.chain_faults_parallel($1, $2, sha256(''))`, [B.tenantId, b.trace]));
-    t.deepEqual({ ...r }, { step_count: 0, first_bad: null }, "row level security: B's steps are not there for A");
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select * from runproof_private.chain_faults_parallel($1, $2, sha256(''))`, [
+        B.tenantId,
+        b.trace,
+      ]),
+    );
+    t.deepEqual(
+      { ...r },
+      { step_count: 0, first_bad: null },
+      "row level security: B's steps are not there for A",
+    );
   },
   "runproof_private.run_canonical(runproof.runs)": async (t) => {
-    const { rows } = await asA((c) => c.query(`select runproof_private.run_canonical(r) from runproof.runs r where r.id = $1`, [b.run]));
+    const { rows } = await asA((c) =>
+      c.query(`select runproof_private.run_canonical(r) from runproof.runs r where r.id = $1`, [b.run]),
+    );
     t.deepEqual(rows, [], "B's run row is invisible, so its content cannot be read through it");
   },
   "runproof_private.run_root_hash(uuid,uuid,bytea[])": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select encode(runproof_private.run_root_hash($1, $2, '{}'), 'hex') as h`, [B.tenantId, b.run]));
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select encode(runproof_private.run_root_hash($1, $2, '{}'), 'hex') as h`, [B.tenantId, b.run]),
+    );
     t.not(r.h, b.runRoot, "computed from what was given, not from B's traces");
   },
   "runproof_private.step_canonical(runproof.trace_steps)": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select convert_from(runproof_private.step_canonical(${fakeStep}), 'UTF8') as s`, [B.tenantId, b.run, b.trace]));
+    const {
+      rows: [r],
+    } = await asA((c) =>
+      c.query(`select convert_from(runproof_private.step_canonical(${fakeStep}), 'UTF8') as s`, [
+        B.tenantId,
+        b.run,
+        b.trace,
+      ]),
+    );
     t.regex(r.s, /^\["runproof\.step\/1", /);
     t.false(r.s.includes(b.stepHash));
   },
   "runproof_private.step_hash(bytea,bytea)": async (t) => {
-    const { rows: [r] } = await asA((c) => c.query(`select encode(runproof_private.step_hash('\\x00', '\\x01'), 'hex') as h`));
+    const {
+      rows: [r],
+    } = await asA((c) => c.query(`select encode(runproof_private.step_hash('\\x00', '\\x01'), 'hex') as h`));
     t.regex(r.h, /^[0-9a-f]{64}$/);
   },
   "runproof_private.verify_trace_row(runproof.traces)": async (t) => {
     // Verifying a row A made up with B's ids reads B's steps as A: there are none.
-    const { rows: [p] } = await asA((c) => c.query(`select (runproof_private.verify_trace_row(${fakeTrace})).*`, [B.tenantId, b.trace, b.run]));
+    const {
+      rows: [p],
+    } = await asA((c) =>
+      c.query(`select (runproof_private.verify_trace_row(${fakeTrace})).*`, [B.tenantId, b.trace, b.run]),
+    );
     t.is(p.chain_length, 0);
     t.is(p.step_count, 0);
     t.not(p.root_hash, b.traceRoot);
@@ -224,12 +433,22 @@ test("SQL: every function the tenant role may execute has an isolation case (and
   const { rows } = await db.pool.query<{ sig: string }>(
     `select p.oid::regprocedure::text as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where has_schema_privilege('runproof_tenant', n.oid, 'usage') and n.nspname not in ('pg_catalog', 'information_schema')
-        and has_function_privilege('runproof_tenant', p.oid, 'execute') order by 1`);
+        and has_function_privilege('runproof_tenant', p.oid, 'execute') order by 1`,
+  );
   const callable = rows.map((r) => r.sig);
-  t.deepEqual(callable.filter((s) => !(s in SQL_CASES)), [], "functions without an isolation case: add one to SQL_CASES");
-  t.deepEqual(Object.keys(SQL_CASES).filter((s) => !callable.includes(s)), [], "cases for functions the tenant can no longer call");
+  t.deepEqual(
+    callable.filter((s) => !(s in SQL_CASES)),
+    [],
+    "functions without an isolation case: add one to SQL_CASES",
+  );
+  t.deepEqual(
+    Object.keys(SQL_CASES).filter((s) => !callable.includes(s)),
+    [],
+    "cases for functions the tenant can no longer call",
+  );
   const { rows: schemas } = await db.pool.query(
-    `select nspname from pg_namespace where nspname in ('graphile_worker', 'graphile_migrate') and has_schema_privilege('runproof_tenant', oid, 'usage')`);
+    `select nspname from pg_namespace where nspname in ('graphile_worker', 'graphile_migrate') and has_schema_privilege('runproof_tenant', oid, 'usage')`,
+  );
   t.deepEqual(schemas, [], "the job queue and the migration log are out of the tenant's reach");
   t.log(`${callable.length} SQL functions callable by runproof_tenant, each checked`);
 });
@@ -242,23 +461,56 @@ for (const [sig, check] of Object.entries(SQL_CASES)) {
 // GraphQL: every field
 // =============================================================================================
 
-interface TypeRef { kind: string; name: string | null; ofType: TypeRef | null }
-interface Field { name: string; args: Array<{ name: string; type: TypeRef; defaultValue: string | null }>; type: TypeRef }
-interface FullType { kind: string; name: string; fields: Field[] | null }
+interface TypeRef {
+  kind: string;
+  name: string | null;
+  ofType: TypeRef | null;
+}
+interface Field {
+  name: string;
+  args: Array<{ name: string; type: TypeRef; defaultValue: string | null }>;
+  type: TypeRef;
+}
+interface FullType {
+  kind: string;
+  name: string;
+  fields: Field[] | null;
+}
 
-async function introspect(): Promise<{ types: Map<string, FullType>; query: string; mutation: string; subscription: string }> {
-  const typeRef = "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
-  const data = await gqlOk(server.url, A.apiKey, `{ __schema {
+async function introspect(): Promise<{
+  types: Map<string, FullType>;
+  query: string;
+  mutation: string;
+  subscription: string;
+}> {
+  const typeRef =
+    "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
+  const data = await gqlOk(
+    server.url,
+    A.apiKey,
+    `{ __schema {
     queryType { name } mutationType { name } subscriptionType { name }
-    types { kind name fields(includeDeprecated: true) { name args { name defaultValue type { ${typeRef} } } type { ${typeRef} } } } } }`);
+    types { kind name fields(includeDeprecated: true) { name args { name defaultValue type { ${typeRef} } } type { ${typeRef} } } } } }`,
+  );
   const s = data.__schema;
-  return { types: new Map(s.types.map((x: FullType) => [x.name, x])), query: s.queryType.name, mutation: s.mutationType.name, subscription: s.subscriptionType.name };
+  return {
+    types: new Map(s.types.map((x: FullType) => [x.name, x])),
+    query: s.queryType.name,
+    mutation: s.mutationType.name,
+    subscription: s.subscriptionType.name,
+  };
 }
 const named = (t: TypeRef): TypeRef => (t.ofType ? named(t.ofType) : t);
 const required = (f: Field) => f.args.filter((x) => x.type.kind === "NON_NULL" && x.defaultValue === null);
 
 /** A selection of every field below `typeName`, each object type expanded once per path. */
-function selectAll(types: Map<string, FullType>, typeName: string, visited: Set<string>, path: string[] = [], depth = 0): string {
+function selectAll(
+  types: Map<string, FullType>,
+  typeName: string,
+  visited: Set<string>,
+  path: string[] = [],
+  depth = 0,
+): string {
   const type = types.get(typeName)!;
   const parts: string[] = ["__typename"];
   for (const f of type.fields ?? []) {
@@ -267,9 +519,15 @@ function selectAll(types: Map<string, FullType>, typeName: string, visited: Set<
     if (target.kind === "OBJECT") {
       visited.add(`${typeName}.${f.name}`);
       // A type already on the path (a back-reference, e.g. TraceStep.trace): its own columns only.
-      const body = path.includes(target.name) || target.name === typeName || depth >= 8
-        ? ["__typename", ...(target.fields ?? []).filter((g) => !required(g).length && types.get(named(g.type).name!)!.kind !== "OBJECT").map((g) => g.name)].join(" ")
-        : selectAll(types, target.name, visited, [...path, typeName], depth + 1);
+      const body =
+        path.includes(target.name) || target.name === typeName || depth >= 8
+          ? [
+              "__typename",
+              ...(target.fields ?? [])
+                .filter((g) => !required(g).length && types.get(named(g.type).name!)!.kind !== "OBJECT")
+                .map((g) => g.name),
+            ].join(" ")
+          : selectAll(types, target.name, visited, [...path, typeName], depth + 1);
       parts.push(`${f.name} { ${body} }`);
     } else {
       visited.add(`${typeName}.${f.name}`);
@@ -280,9 +538,16 @@ function selectAll(types: Map<string, FullType>, typeName: string, visited: Set<
 }
 
 /** Root query fields, each asked for B's data. */
-const QUERY_CASES: Record<string, (ids: { tenant: string; agent: string; run: string; trace: string }) => string[]> = {
+const QUERY_CASES: Record<
+  string,
+  (ids: { tenant: string; agent: string; run: string; trace: string }) => string[]
+> = {
   run: (x) => [`run(id: "${x.run}")`],
-  runs: (x) => [`runs`, `runs(condition: { tenantId: "${x.tenant}" })`, `runs(condition: { agentId: "${x.agent}" })`],
+  runs: (x) => [
+    `runs`,
+    `runs(condition: { tenantId: "${x.tenant}" })`,
+    `runs(condition: { agentId: "${x.agent}" })`,
+  ],
   trace: (x) => [`trace(id: "${x.trace}")`],
   agent: (x) => [`agent(id: "${x.agent}")`],
   agents: (x) => [`agents`, `agents(condition: { tenantId: "${x.tenant}" })`],
@@ -294,11 +559,26 @@ const QUERY_CASES: Record<string, (ids: { tenant: string; agent: string; run: st
 test("GraphQL: every field of every type, reached from every root query field with B's ids, returns nothing of B's to A", async (t) => {
   const { types, query, mutation, subscription } = await introspect();
   const roots = (types.get(query)!.fields ?? []).map((f) => f.name);
-  t.deepEqual(roots.filter((r) => !(r in QUERY_CASES)), [], "root query fields without an isolation case: add one to QUERY_CASES");
-  t.deepEqual((types.get(mutation)!.fields ?? []).map((f) => f.name).filter((m) => !MUTATION_CASES.includes(m)), [], "mutations without a case");
-  t.deepEqual((types.get(subscription)!.fields ?? []).map((f) => f.name), ["runUpdated"], "subscriptions without a case");
+  t.deepEqual(
+    roots.filter((r) => !(r in QUERY_CASES)),
+    [],
+    "root query fields without an isolation case: add one to QUERY_CASES",
+  );
+  t.deepEqual(
+    (types.get(mutation)!.fields ?? []).map((f) => f.name).filter((m) => !MUTATION_CASES.includes(m)),
+    [],
+    "mutations without a case",
+  );
+  t.deepEqual(
+    (types.get(subscription)!.fields ?? []).map((f) => f.name),
+    ["runUpdated"],
+    "subscriptions without a case",
+  );
 
-  const build = (ids: { tenant: string; agent: string; run: string; trace: string }, visited: Set<string>) => {
+  const build = (
+    ids: { tenant: string; agent: string; run: string; trace: string },
+    visited: Set<string>,
+  ) => {
     const parts: string[] = [];
     for (const f of types.get(query)!.fields!) {
       visited.add(`${query}.${f.name}`);
@@ -319,7 +599,16 @@ test("GraphQL: every field of every type, reached from every root query field wi
   // Control: the same query with B's key finds B's secrets, so the check above can see them.
   const asB = await gql(server.url, B.apiKey, build(bIds, new Set()));
   t.deepEqual(asB.body.errors ?? [], []);
-  for (const s of [b.run, b.trace, b.runRoot, b.traceRoot, b.stepHash, "b-secret-goal", "b-secret-agent", "b-secret-value"]) {
+  for (const s of [
+    b.run,
+    b.trace,
+    b.runRoot,
+    b.traceRoot,
+    b.stepHash,
+    "b-secret-goal",
+    "b-secret-agent",
+    "b-secret-value",
+  ]) {
     t.true(JSON.stringify(asB.body).includes(s), `B's own query shows ${s}`);
   }
 
@@ -328,55 +617,121 @@ test("GraphQL: every field of every type, reached from every root query field wi
   const walk = (name: string) => {
     if (reachable.has(name)) return;
     reachable.add(name);
-    for (const f of types.get(name)!.fields ?? []) if (types.get(named(f.type).name!)!.kind === "OBJECT") walk(named(f.type).name!);
+    for (const f of types.get(name)!.fields ?? [])
+      if (types.get(named(f.type).name!)!.kind === "OBJECT") walk(named(f.type).name!);
   };
   walk(query);
   const missing: string[] = [];
   for (const name of reachable) {
     if (name.startsWith("__")) continue;
     for (const f of types.get(name)!.fields ?? []) {
-      if (!visited.has(`${name}.${f.name}`)) missing.push(`${name}.${f.name}${required(f).length ? " (has required arguments)" : ""}`);
+      if (!visited.has(`${name}.${f.name}`))
+        missing.push(`${name}.${f.name}${required(f).length ? " (has required arguments)" : ""}`);
     }
   }
   t.deepEqual(missing, [], "fields no isolation query reached: give them a case");
-  t.log(`${visited.size} GraphQL fields on ${[...reachable].filter((n) => !n.startsWith("__")).length} types selected from ${roots.length} root query fields; none returned B's data`);
+  t.log(
+    `${visited.size} GraphQL fields on ${[...reachable].filter((n) => !n.startsWith("__")).length} types selected from ${roots.length} root query fields; none returned B's data`,
+  );
 });
 
 const MUTATION_CASES = ["enqueueRun", "createAgent", "cancelRun", "archiveTrace"];
 
 test("GraphQL mutations: A cannot enqueue for, create in, cancel or archive anything of B's", async (t) => {
-  const count = async () => (await db.pool.query(
-    `select (select count(*) from runproof.runs where tenant_id = $1)::int as runs, (select count(*) from runproof.agents where tenant_id = $1)::int as agents`,
-    [B.tenantId])).rows[0];
+  const count = async () =>
+    (
+      await db.pool.query(
+        `select (select count(*) from runproof.runs where tenant_id = $1)::int as runs, (select count(*) from runproof.agents where tenant_id = $1)::int as agents`,
+        [B.tenantId],
+      )
+    ).rows[0];
   const before = await count();
   const tries: Array<[string, string, Record<string, unknown>, string]> = [
-    ["enqueueRun for B's agent", `mutation($a: UUID!) { enqueueRun(input: { agentId: $a, goal: "x", originSystemId: "x", plan: { version: 1, steps: [{ skill: "noop" }] } }) { run { id } } }`, { a: b.secretAgent }, "RPNFD"],
-    ["enqueueRun for B's tenant", `mutation($t: UUID!, $a: UUID!) { enqueueRun(input: { tenantId: $t, agentId: $a, goal: "x", originSystemId: "x" }) { run { id } } }`, { t: B.tenantId, a: B.agentId }, "42501"],
-    ["createAgent in B's tenant", `mutation($t: UUID!) { createAgent(input: { tenantId: $t, name: "intruder" }) { agent { id } } }`, { t: B.tenantId }, "42501"],
-    ["cancelRun of B's run", `mutation($r: UUID!) { cancelRun(input: { runId: $r }) { run { id status } } }`, { r: b.plannedRun }, "RPNFD"],
-    ["cancelRun of B's run, naming B's tenant", `mutation($r: UUID!, $t: UUID!) { cancelRun(input: { runId: $r, tenantId: $t }) { run { id } } }`, { r: b.plannedRun, t: B.tenantId }, "42501"],
-    ["archiveTrace of B's trace", `mutation($x: UUID!) { archiveTrace(input: { traceId: $x }) { trace { id } } }`, { x: b.trace }, "RPNFD"],
-    ["archiveTrace of B's trace, naming B's tenant", `mutation($x: UUID!, $t: UUID!) { archiveTrace(input: { traceId: $x, tenantId: $t }) { trace { id } } }`, { x: b.trace, t: B.tenantId }, "42501"],
+    [
+      "enqueueRun for B's agent",
+      `mutation($a: UUID!) { enqueueRun(input: { agentId: $a, goal: "x", originSystemId: "x", plan: { version: 1, steps: [{ skill: "noop" }] } }) { run { id } } }`,
+      { a: b.secretAgent },
+      "RPNFD",
+    ],
+    [
+      "enqueueRun for B's tenant",
+      `mutation($t: UUID!, $a: UUID!) { enqueueRun(input: { tenantId: $t, agentId: $a, goal: "x", originSystemId: "x" }) { run { id } } }`,
+      { t: B.tenantId, a: B.agentId },
+      "42501",
+    ],
+    [
+      "createAgent in B's tenant",
+      `mutation($t: UUID!) { createAgent(input: { tenantId: $t, name: "intruder" }) { agent { id } } }`,
+      { t: B.tenantId },
+      "42501",
+    ],
+    [
+      "cancelRun of B's run",
+      `mutation($r: UUID!) { cancelRun(input: { runId: $r }) { run { id status } } }`,
+      { r: b.plannedRun },
+      "RPNFD",
+    ],
+    [
+      "cancelRun of B's run, naming B's tenant",
+      `mutation($r: UUID!, $t: UUID!) { cancelRun(input: { runId: $r, tenantId: $t }) { run { id } } }`,
+      { r: b.plannedRun, t: B.tenantId },
+      "42501",
+    ],
+    [
+      "archiveTrace of B's trace",
+      `mutation($x: UUID!) { archiveTrace(input: { traceId: $x }) { trace { id } } }`,
+      { x: b.trace },
+      "RPNFD",
+    ],
+    [
+      "archiveTrace of B's trace, naming B's tenant",
+      `mutation($x: UUID!, $t: UUID!) { archiveTrace(input: { traceId: $x, tenantId: $t }) { trace { id } } }`,
+      { x: b.trace, t: B.tenantId },
+      "42501",
+    ],
   ];
   const covered = new Set<string>();
   for (const [what, q, vars, code] of tries) {
     const r = await gql(server.url, A.apiKey, q, vars);
     t.is(r.body.errors?.[0]?.extensions?.code, code, what);
     // An error may repeat the ids A itself sent; nothing else of B's.
-    const scrub = (m: string) => Object.values(vars).reduce<string>((acc, v) => acc.replaceAll(String(v), "<given>"), m);
-    t.deepEqual(leaks({ data: r.body.data, errors: (r.body.errors ?? []).map((e) => ({ ...e, message: scrub(e.message) })) }), [], what);
+    const scrub = (m: string) =>
+      Object.values(vars).reduce<string>((acc, v) => acc.replaceAll(String(v), "<given>"), m);
+    t.deepEqual(
+      leaks({
+        data: r.body.data,
+        errors: (r.body.errors ?? []).map((e) => ({ ...e, message: scrub(e.message) })),
+      }),
+      [],
+      what,
+    );
     covered.add(/^mutation[^{]*\{ (\w+)/.exec(q)![1]);
   }
   t.deepEqual([...covered].sort(), [...MUTATION_CASES].sort());
   t.deepEqual(await count(), before, "B has no new run or agent");
-  t.is((await db.pool.query(`select status from runproof.runs where id = $1`, [b.plannedRun])).rows[0].status, "planned");
-  t.is((await db.pool.query(`select archived_at from runproof.traces where id = $1`, [b.trace])).rows[0].archived_at, null);
+  t.is(
+    (await db.pool.query(`select status from runproof.runs where id = $1`, [b.plannedRun])).rows[0].status,
+    "planned",
+  );
+  t.is(
+    (await db.pool.query(`select archived_at from runproof.traces where id = $1`, [b.trace])).rows[0]
+      .archived_at,
+    null,
+  );
 });
 
 test("GraphQL subscription: A cannot follow B's run", async (t) => {
-  const sub = await subscribe(server.url, A.apiKey, `subscription($r: UUID!) { runUpdated(runId: $r) { event status } }`, { r: b.plannedRun });
+  const sub = await subscribe(
+    server.url,
+    A.apiKey,
+    `subscription($r: UUID!) { runUpdated(runId: $r) { event status } }`,
+    { r: b.plannedRun },
+  );
   const result = await sub.done;
   const errors = result.errors ?? sub.events.flatMap((e) => e.errors ?? []);
   t.is(errors[0]?.extensions?.code, "RPNFD");
-  t.deepEqual(sub.events.filter((e) => e.data?.runUpdated), []);
+  t.deepEqual(
+    sub.events.filter((e) => e.data?.runUpdated),
+    [],
+  );
 });

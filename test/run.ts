@@ -57,15 +57,14 @@ async function main(): Promise<number> {
       RUNPROOF_TEST_TEMPLATE: TEMPLATE,
       // One password for runproof_authenticator (a cluster-wide role) for the whole run, so
       // GraphQL servers started by parallel tests agree on it instead of racing to change it.
-      RUNPROOF_AUTHENTICATOR_PASSWORD: process.env.RUNPROOF_AUTHENTICATOR_PASSWORD || randomBytes(18).toString("hex"),
+      RUNPROOF_AUTHENTICATOR_PASSWORD:
+        process.env.RUNPROOF_AUTHENTICATOR_PASSWORD || randomBytes(18).toString("hex"),
     },
   });
   const child = ava;
   return new Promise<number>((resolve, reject) => {
     child.on("error", reject);
-    child.on("exit", (code, signal) =>
-      resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 1)),
-    );
+    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 1)));
   });
 }
 

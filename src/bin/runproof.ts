@@ -5,7 +5,16 @@
 // call (runproof.enqueue_run, ...): there is one creation path.
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
-  centsArg, describeError, EXIT, EXIT_CODES_HELP, exitCodeFor, OFFLINE_HELP, nonNegativeIntArg, positiveIntArg, runStatusArg, uuidArg,
+  centsArg,
+  describeError,
+  EXIT,
+  EXIT_CODES_HELP,
+  exitCodeFor,
+  OFFLINE_HELP,
+  nonNegativeIntArg,
+  positiveIntArg,
+  runStatusArg,
+  uuidArg,
 } from "../cli/common.ts";
 
 const program = new Command("runproof")
@@ -30,24 +39,34 @@ const portArg = (v: string) => {
 // Servers and maintenance
 // ------------------------------------------------------------------------------------------
 
-program.command("start")
-  .description("database (embedded unless DATABASE_URL), migrations, a worker and the GraphQL server in one process; prints a demo tenant's new API key and examples")
+program
+  .command("start")
+  .description(
+    "database (embedded unless DATABASE_URL), migrations, a worker and the GraphQL server in one process; prints a demo tenant's new API key and examples",
+  )
   .option("-p, --port <port>", "GraphQL port (default RUNPROOF_PORT, 5678; 0 picks a free one)", portArg)
   .option("--host <host>", "address to listen on", "127.0.0.1")
-  .option("-c, --concurrency <n>", "worker jobs at once (default RUNPROOF_WORKER_CONCURRENCY)", positiveIntArg)
+  .option(
+    "-c, --concurrency <n>",
+    "worker jobs at once (default RUNPROOF_WORKER_CONCURRENCY)",
+    positiveIntArg,
+  )
   .addOption(new Option("--json", "print the URL, key and ids as one JSON object"))
   .action(async (opts) => (await import("../cli/start.ts")).startCommand(opts));
 
-program.command("migrate")
+program
+  .command("migrate")
   .description("apply the committed migrations (graphile-worker's schema first); idempotent")
   .action(async () => (await import("../cli/migrate.ts")).migrateCommand());
 
-program.command("worker")
+program
+  .command("worker")
   .description("run a worker process: registers the skills, then executes queued runs until Ctrl-C")
   .option("-c, --concurrency <n>", "jobs at once (default RUNPROOF_WORKER_CONCURRENCY)", positiveIntArg)
   .action(async (opts) => (await import("../cli/worker.ts")).workerCommand(opts));
 
-program.command("serve")
+program
+  .command("serve")
   .description("run the GraphQL server only (API keys map to tenants; run workers separately)")
   .option("-p, --port <port>", "port (default RUNPROOF_PORT, 5678; 0 picks a free one)", portArg)
   .option("--host <host>", "address to listen on", "127.0.0.1")
@@ -58,53 +77,66 @@ program.command("serve")
 // ------------------------------------------------------------------------------------------
 
 const tenant = program.command("tenant").description("create and list tenants");
-tenant.command("create")
+tenant
+  .command("create")
   .description("create a tenant (runproof_private.create_tenant)")
   .argument("<name>", "a unique name")
   .option("-b, --budget-cents <n>", "daily budget in cents", centsArg, 10000)
   .addOption(json())
   .action(async (name, opts) => (await import("../cli/tenant.ts")).tenantCreate(name, opts));
-tenant.command("list")
+tenant
+  .command("list")
   .description("list tenants with their budgets and counts")
   .addOption(json())
   .action(async (opts) => (await import("../cli/tenant.ts")).tenantList(opts));
 
-const apiKey = program.command("api-key").description("create, revoke and list API keys (only a key's SHA-256 is stored)");
-apiKey.command("create")
+const apiKey = program
+  .command("api-key")
+  .description("create, revoke and list API keys (only a key's SHA-256 is stored)");
+apiKey
+  .command("create")
   .description("create an API key for a tenant and print it, once")
   .addOption(tenantOpt(true))
   .option("-l, --label <text>", "what the key is for", "")
   .addOption(json())
   .action(async (opts) => (await import("../cli/api-key.ts")).apiKeyCreate(opts));
-apiKey.command("revoke")
+apiKey
+  .command("revoke")
   .description("revoke an API key: it authenticates nothing from then on")
   .argument("<key-id>", "the key's id (runproof api-key list)", uuidArg)
   .addOption(tenantOpt(true))
   .addOption(json())
   .action(async (keyId, opts) => (await import("../cli/api-key.ts")).apiKeyRevoke(keyId, opts));
-apiKey.command("list")
+apiKey
+  .command("list")
   .description("list a tenant's keys: id, prefix, label, created, revoked (never the key)")
   .addOption(tenantOpt(true))
   .addOption(json())
   .action(async (opts) => (await import("../cli/api-key.ts")).apiKeyList(opts));
 
 const agent = program.command("agent").description("create and list agents");
-agent.command("create")
+agent
+  .command("create")
   .description("create an agent for a tenant (runproof.create_agent)")
   .addOption(tenantOpt(true))
   .requiredOption("-n, --name <name>", "a name, unique within the tenant")
   .option("-d, --description <text>", "what the agent does")
-  .option("-s, --allowed-skills <list>", "comma-separated skills its runs may call (default: every registered skill)")
+  .option(
+    "-s, --allowed-skills <list>",
+    "comma-separated skills its runs may call (default: every registered skill)",
+  )
   .addOption(json())
   .action(async (opts) => (await import("../cli/agent.ts")).agentCreate(opts));
-agent.command("list")
+agent
+  .command("list")
   .description("list a tenant's agents")
   .addOption(tenantOpt(true))
   .addOption(json())
   .action(async (opts) => (await import("../cli/agent.ts")).agentList(opts));
 
 const skills = program.command("skills").description("the skill registry");
-skills.command("list")
+skills
+  .command("list")
   .description("list the registered skills (plans may only name these)")
   .addOption(json())
   .action(async (opts) => (await import("../cli/skills.ts")).skillsList(opts));
@@ -113,32 +145,53 @@ skills.command("list")
 // Runs
 // ------------------------------------------------------------------------------------------
 
-program.command("run")
+program
+  .command("run")
   .description("enqueue a run (runproof.enqueue_run); with --wait, follow it live and print its proof")
   .addOption(tenantOpt(true))
   .requiredOption("-a, --agent <id-or-name>", "the agent (its id or its name)")
-  .requiredOption("-g, --goal <text>", "what the run is for; without --plan-file the planner turns it into a plan")
+  .requiredOption(
+    "-g, --goal <text>",
+    "what the run is for; without --plan-file the planner turns it into a plan",
+  )
   .option("--origin-system-id <id>", "the system creating the run", "runproof-cli")
-  .option("--plan-file <file>", "a JSON plan {\"version\":1,\"steps\":[{\"skill\":...,\"input\":{...}}]} ('-' reads stdin)")
+  .option(
+    "--plan-file <file>",
+    'a JSON plan {"version":1,"steps":[{"skill":...,"input":{...}}]} (\'-\' reads stdin)',
+  )
   .option("--idempotency-key <key>", "the same key for the same tenant returns the same run")
   .option("--max-attempts <n>", "attempts before a transient failure fails the run (1-20)", positiveIntArg, 3)
   .option("-w, --wait", "follow the run live until it ends; exit 0 only if it succeeded")
-  .option("--timeout <seconds>", "with --wait: give up after this long (exit 1; the run carries on)", positiveIntArg)
+  .option(
+    "--timeout <seconds>",
+    "with --wait: give up after this long (exit 1; the run carries on)",
+    positiveIntArg,
+  )
   .addOption(json())
-  .addHelpText("after", `
+  .addHelpText(
+    "after",
+    `
 With --wait, one line is printed per recorded step (index, plan step, skill, status, duration,
 cost), then the final status and the proof summary; exit 0 if the run succeeded, 1 otherwise.
-Ctrl-C stops following (exit 130); the run itself carries on.`)
-  .action(async (opts) => (await import("../cli/run.ts")).runCommand({ ...opts, timeout: opts.timeout === undefined ? undefined : opts.timeout * 1000 }));
+Ctrl-C stops following (exit 130); the run itself carries on.`,
+  )
+  .action(async (opts) =>
+    (await import("../cli/run.ts")).runCommand({
+      ...opts,
+      timeout: opts.timeout === undefined ? undefined : opts.timeout * 1000,
+    }),
+  );
 
 const runs = program.command("runs").description("inspect runs");
-runs.command("get")
+runs
+  .command("get")
   .description("a run with its plan, traces, steps and incidents")
   .argument("<run-id>", "the run", uuidArg)
   .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
   .addOption(json())
   .action(async (runId, opts) => (await import("../cli/runs.ts")).runsGet(runId, opts));
-runs.command("list")
+runs
+  .command("list")
   .description("recent runs, newest first")
   .addOption(tenantOpt(false, "only this tenant's runs"))
   .option("-s, --status <status>", "only runs with this status", runStatusArg)
@@ -150,40 +203,53 @@ runs.command("list")
 // Proofs
 // ------------------------------------------------------------------------------------------
 
-const proof = program.command("proof")
+const proof = program
+  .command("proof")
   .description("verify a run in the database (runproof.run_proof); export and offline-verify proof bundles")
   .argument("<run-id>", "the run", uuidArg)
   .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
   .addOption(json())
-  .addHelpText("after", `
+  .addHelpText(
+    "after",
+    `
 Prints integrity model, verification status, chain length, root hash, trace and step counts and,
-unless VERIFIED, the first bad attempt/trace/step and the reason. Exit 3 unless VERIFIED.`)
+unless VERIFIED, the first bad attempt/trace/step and the reason. Exit 3 unless VERIFIED.`,
+  )
   .action(async (runId, opts) => (await import("../cli/proof.ts")).proofShow(runId, opts));
-proof.command("export")
+proof
+  .command("export")
   .description("write a run's proof bundle (JSON: canonical step bytes, hashes, seals)")
   .argument("<run-id>", "the run", uuidArg)
   .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
   .option("-o, --output <file>", "write here instead of stdout")
   .action(async (runId, opts) => (await import("../cli/proof.ts")).proofExport(runId, opts));
-proof.command("verify")
+proof
+  .command("verify")
   .description("verify a bundle OFFLINE: no database, nor DATABASE_URL, is used; SHA-256 only")
   .argument("<bundle-file>", "a file written by proof export ('-' reads stdin)")
   .option("--expect-root <hex>", "also require this run root (one you recorded outside the database)")
   .addOption(json())
   .action(async (file, opts) => (await import("../cli/proof-verify.ts")).proofVerify(file, opts));
 
-program.command("verify-all")
+program
+  .command("verify-all")
   .description("DBA scan: run_proof for every run (progress bar on stderr), plus orphaned traces and steps")
   .addOption(tenantOpt(false, "only this tenant"))
   .option("--batch-size <n>", "runs verified per query", positiveIntArg, 50)
   .option("--no-progress", "no progress bar")
   .addOption(json())
-  .addHelpText("after", `
-Exit 0 when every run is VERIFIED or IN_PROGRESS and nothing is orphaned, 3 otherwise.`)
+  .addHelpText(
+    "after",
+    `
+Exit 0 when every run is VERIFIED or IN_PROGRESS and nothing is orphaned, 3 otherwise.`,
+  )
   .action(async (opts) => (await import("../cli/verify-all.ts")).verifyAll(opts));
 
-program.command("demo")
-  .description("a narrated, one-minute tour: a run, its proof, a refused UPDATE, a superuser's edit caught, offline bundles")
+program
+  .command("demo")
+  .description(
+    "a narrated, one-minute tour: a run, its proof, a refused UPDATE, a superuser's edit caught, offline bundles",
+  )
   .option("--pause-ms <ms>", "pause between sections", nonNegativeIntArg, 5000)
   .option("--out-dir <dir>", "where to write the bundles (default: a new temporary directory)")
   .action(async (opts) => (await import("../cli/demo.ts")).demoCommand(opts));

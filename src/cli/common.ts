@@ -27,7 +27,11 @@ Offline: no database is used or needed (DATABASE_URL is ignored; no embedded Pos
 
 /** An error that knows the process exit code it stands for. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT.ERROR, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.ERROR,
+    readonly hint?: string,
+  ) {
     super(message);
     this.name = "CliError";
   }
@@ -38,7 +42,14 @@ export const notFound = (message: string, hint?: string) => new CliError(message
 
 // SQLSTATEs the RunProof functions raise for input they refuse (see the migrations): a usage error.
 const INVALID_INPUT_CODES = new Set([
-  "RPVAL", "RPPLN", "RPSKL", "RPIDM", "RPOBL", "RPOLN", "RPOCH", "RPORS",
+  "RPVAL",
+  "RPPLN",
+  "RPSKL",
+  "RPIDM",
+  "RPOBL",
+  "RPOLN",
+  "RPOCH",
+  "RPORS",
   "22P02", // invalid text representation (a malformed uuid or number)
   "23502", // not null violation
 ]);
@@ -57,7 +68,14 @@ export function exitCodeFor(err: unknown): number {
 
 /** What to print for an error: its message, and the database's detail and hint when there are any. */
 export function describeError(err: unknown): string {
-  const e = err as { message?: string; detail?: string; hint?: string; code?: string; address?: string; port?: number };
+  const e = err as {
+    message?: string;
+    detail?: string;
+    hint?: string;
+    code?: string;
+    address?: string;
+    port?: number;
+  };
   if (e?.code === "ECONNREFUSED") {
     return `cannot connect to the database at ${e.address ?? "?"}:${e.port ?? "?"} (${process.env.DATABASE_URL ? "DATABASE_URL" : "embedded Postgres"}): connection refused`;
   }
@@ -82,23 +100,35 @@ export function uuidArg(value: string): string {
 
 export function positiveIntArg(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive whole number.`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(`"${value}" is not a positive whole number.`);
   return n;
 }
 
 export function nonNegativeIntArg(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`"${value}" is not a whole number >= 0.`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`"${value}" is not a whole number >= 0.`);
   return n;
 }
 
 export function centsArg(value: string): number {
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not an amount of cents >= 0.`);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`"${value}" is not an amount of cents >= 0.`);
   return n;
 }
 
-export const RUN_STATUSES = ["pending", "planned", "running", "retrying", "succeeded", "failed", "halted", "cancelled"] as const;
+export const RUN_STATUSES = [
+  "pending",
+  "planned",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed",
+  "halted",
+  "cancelled",
+] as const;
 export const TERMINAL_STATUSES = new Set(["succeeded", "failed", "halted", "cancelled"]);
 
 export function runStatusArg(value: string): string {
@@ -112,20 +142,29 @@ export function runStatusArg(value: string): string {
 // Output
 // ---------------------------------------------------------------------------------------------
 
-export const out = (text = "") => process.stdout.write(text + "\n");
-export const err = (text = "") => process.stderr.write(text + "\n");
+export const out = (text = "") => process.stdout.write(`${text}\n`);
+export const err = (text = "") => process.stderr.write(`${text}\n`);
 
 /** JSON with dates as ISO strings and bytea as hex. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => {
-    if (v && typeof v === "object" && v.type === "Buffer" && Array.isArray(v.data)) return Buffer.from(v.data).toString("hex");
-    return v;
-  }, 2);
+  return JSON.stringify(
+    value,
+    (_k, v) => {
+      if (v && typeof v === "object" && v.type === "Buffer" && Array.isArray(v.data))
+        return Buffer.from(v.data).toString("hex");
+      return v;
+    },
+    2,
+  );
 }
 
 export const printJson = (value: unknown) => out(toJson(value));
 
-export function table(head: string[], rows: unknown[][], opts: { colWidths?: (number | null)[] } = {}): string {
+export function table(
+  head: string[],
+  rows: unknown[][],
+  opts: { colWidths?: (number | null)[] } = {},
+): string {
   const t = new Table({
     head,
     style: { head: process.stdout.isTTY ? ["cyan"] : [], border: [], compact: true },
@@ -158,16 +197,21 @@ function cell(v: unknown): string {
 export function fmtTime(d: Date | string | null | undefined): string {
   if (!d) return "";
   const date = d instanceof Date ? d : new Date(d);
-  return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return date
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 export function truncate(s: string, n: number): string {
   const one = s.replace(/\s+/g, " ");
-  return one.length <= n ? one : one.slice(0, n - 1) + "…";
+  return one.length <= n ? one : `${one.slice(0, n - 1)}…`;
 }
 
-export const fmtMs = (ms: number | string | null | undefined) => (ms === null || ms === undefined ? "" : `${Number(ms).toFixed(1)} ms`);
-export const fmtCents = (c: number | string | null | undefined) => (c === null || c === undefined ? "" : `${Number(c).toFixed(4)}¢`);
+export const fmtMs = (ms: number | string | null | undefined) =>
+  ms === null || ms === undefined ? "" : `${Number(ms).toFixed(1)} ms`;
+export const fmtCents = (c: number | string | null | undefined) =>
+  c === null || c === undefined ? "" : `${Number(c).toFixed(4)}¢`;
 
 // ---------------------------------------------------------------------------------------------
 // Database session
@@ -186,7 +230,10 @@ export interface Session {
  * migrates it if the RunProof schema is missing or behind the committed migrations, runs fn
  * and closes everything again (the embedded server too, unless another process owns it).
  */
-export async function withDatabase<T>(fn: (s: Session) => Promise<T>, opts: { skills?: boolean; migrate?: "if-needed" | "always" } = {}): Promise<T> {
+export async function withDatabase<T>(
+  fn: (s: Session) => Promise<T>,
+  opts: { skills?: boolean; migrate?: "if-needed" | "always" } = {},
+): Promise<T> {
   const { resolveDatabase } = await import("../lib/database.ts");
   const { default: pg } = await import("pg");
   const db = await resolveDatabase({ log: (m) => err(`runproof: ${m}`) });
@@ -223,15 +270,22 @@ async function latestCommittedHash(): Promise<string | null> {
 /** Quick check: is the newest committed migration applied? If not, migrate now. */
 export async function ensureSchema(pool: pg.Pool, url: string): Promise<void> {
   const latest = await latestCommittedHash();
-  const { rows: [r] } = await pool.query<{ has_log: boolean; has_schema: boolean }>(
+  const {
+    rows: [r],
+  } = await pool.query<{ has_log: boolean; has_schema: boolean }>(
     `select to_regclass('graphile_migrate.migrations') is not null as has_log,
-            to_regprocedure('runproof.enqueue_run(uuid,uuid,text,text,jsonb,text,integer)') is not null as has_schema`);
+            to_regprocedure('runproof.enqueue_run(uuid,uuid,text,text,jsonb,text,integer)') is not null as has_schema`,
+  );
   if (r.has_log && r.has_schema) {
     if (!latest) return;
-    const { rowCount } = await pool.query(`select 1 from graphile_migrate.migrations where hash = $1`, [latest]);
+    const { rowCount } = await pool.query(`select 1 from graphile_migrate.migrations where hash = $1`, [
+      latest,
+    ]);
     if (rowCount) return;
   }
-  err(`runproof: ${r.has_schema ? "the database is behind the committed migrations" : "no RunProof schema in this database"}; migrating first`);
+  err(
+    `runproof: ${r.has_schema ? "the database is behind the committed migrations" : "no RunProof schema in this database"}; migrating first`,
+  );
   const { migrateDatabase } = await import("../lib/migrate.ts");
   await migrateDatabase(url);
 }
@@ -244,15 +298,20 @@ export async function ensureSchema(pool: pg.Pool, url: string): Promise<void> {
 export async function ensureSkills(pool: pg.Pool): Promise<void> {
   const { builtinSkills, registerSkillsInDatabase, SkillRegistry } = await import("../skills/registry.ts");
   const registry = new SkillRegistry(builtinSkills());
-  const { rows: [r] } = await pool.query<{ missing: number }>(
+  const {
+    rows: [r],
+  } = await pool.query<{ missing: number }>(
     `select count(*)::int as missing from unnest($1::text[]) n where not exists (select 1 from runproof.skills s where s.name = n)`,
-    [registry.names()]);
+    [registry.names()],
+  );
   if (r.missing > 0) await registerSkillsInDatabase(pool, registry);
 }
 
 /** Fails with "not found" (exit 4) unless the tenant exists. */
 export async function requireTenant(pool: pg.Pool, tenantId: string): Promise<{ id: string; name: string }> {
-  const { rows: [t] } = await pool.query(`select id, name from runproof.tenants where id = $1`, [tenantId]);
+  const {
+    rows: [t],
+  } = await pool.query(`select id, name from runproof.tenants where id = $1`, [tenantId]);
   if (!t) throw notFound(`tenant ${tenantId} not found`, "list tenants with: runproof tenant list");
   return t;
 }
@@ -264,10 +323,15 @@ export async function requireTenant(pool: pg.Pool, tenantId: string): Promise<{ 
 export async function tenantOfRun(pool: pg.Pool, runId: string, tenantId?: string): Promise<string> {
   if (tenantId) return tenantId;
   const { rows } = await pool.query<{ tenant_id: string }>(
-    `select tenant_id from runproof.runs where id = $1 union select tenant_id from runproof.traces where run_id = $1`, [runId]);
+    `select tenant_id from runproof.runs where id = $1 union select tenant_id from runproof.traces where run_id = $1`,
+    [runId],
+  );
   if (rows.length === 0) throw notFound(`run ${runId} not found`, "list runs with: runproof runs list");
   if (rows.length > 1) {
-    throw usageError(`run id ${runId} appears under ${rows.length} tenants`, `pass --tenant-id (one of ${rows.map((r) => r.tenant_id).join(", ")})`);
+    throw usageError(
+      `run id ${runId} appears under ${rows.length} tenants`,
+      `pass --tenant-id (one of ${rows.map((r) => r.tenant_id).join(", ")})`,
+    );
   }
   return rows[0].tenant_id;
 }

@@ -2,7 +2,10 @@
 import { out, withDatabase } from "./common.ts";
 
 export async function migrateCommand(): Promise<void> {
-  await withDatabase(async () => {
-    out("migrated: the database is at the newest committed migration");
-  }, { migrate: "always" });
+  await withDatabase(
+    async () => {
+      out("migrated: the database is at the newest committed migration");
+    },
+    { migrate: "always" },
+  );
 }

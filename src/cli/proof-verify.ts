@@ -5,30 +5,53 @@ import fs from "node:fs/promises";
 import { verifyBundle, type OfflineProof } from "../lib/offline-verify.ts";
 import { EXIT, kvTable, out, printJson, usageError } from "./common.ts";
 
-export async function proofVerify(file: string, opts: { json?: boolean; expectRoot?: string }): Promise<void> {
+export async function proofVerify(
+  file: string,
+  opts: { json?: boolean; expectRoot?: string },
+): Promise<void> {
   let text: string;
   try {
     text = file === "-" ? await readStdin() : await fs.readFile(file, "utf8");
   } catch (e) {
-    throw usageError(`cannot read the bundle ${file}: ${(e as Error).message}`, "export one with: runproof proof export RUN_ID -o bundle.json");
+    throw usageError(
+      `cannot read the bundle ${file}: ${(e as Error).message}`,
+      "export one with: runproof proof export RUN_ID -o bundle.json",
+    );
   }
   let proof: OfflineProof;
   let databaseSaid: Record<string, unknown> | null = null;
   try {
     const raw = JSON.parse(text);
     proof = verifyBundle(raw);
-    if (raw && typeof raw === "object" && raw.database_proof && typeof raw.database_proof === "object") databaseSaid = raw.database_proof;
+    if (raw && typeof raw === "object" && raw.database_proof && typeof raw.database_proof === "object")
+      databaseSaid = raw.database_proof;
   } catch (e) {
     proof = {
-      integrity_model: "HASH_CHAIN", verification_status: "INVALID_BUNDLE", tenant_id: null, run_id: null, chain_length: 0,
-      root_hash: null, trace_count: 0, step_count: 0, first_bad_attempt: null, first_bad_trace_id: null,
-      first_bad_step_index: null, reason: `the file is not JSON: ${(e as Error).message}`,
+      integrity_model: "HASH_CHAIN",
+      verification_status: "INVALID_BUNDLE",
+      tenant_id: null,
+      run_id: null,
+      chain_length: 0,
+      root_hash: null,
+      trace_count: 0,
+      step_count: 0,
+      first_bad_attempt: null,
+      first_bad_trace_id: null,
+      first_bad_step_index: null,
+      reason: `the file is not JSON: ${(e as Error).message}`,
     };
   }
   // A root recorded elsewhere (proof-format.md §7): a consistent rewrite of the whole run changes it.
-  if (opts.expectRoot && proof.verification_status === "VERIFIED" && proof.root_hash !== opts.expectRoot.toLowerCase()) {
-    proof = { ...proof, verification_status: "TAMPERED",
-      reason: `the bundle's recomputed run root ${proof.root_hash} is not the expected root ${opts.expectRoot.toLowerCase()}` };
+  if (
+    opts.expectRoot &&
+    proof.verification_status === "VERIFIED" &&
+    proof.root_hash !== opts.expectRoot.toLowerCase()
+  ) {
+    proof = {
+      ...proof,
+      verification_status: "TAMPERED",
+      reason: `the bundle's recomputed run root ${proof.root_hash} is not the expected root ${opts.expectRoot.toLowerCase()}`,
+    };
   }
 
   if (opts.json) {
@@ -46,16 +69,23 @@ export async function proofVerify(file: string, opts: { json?: boolean; expectRo
       ["steps", proof.step_count],
     ];
     if (proof.verification_status !== "VERIFIED") {
-      pairs.push(["first bad attempt", proof.first_bad_attempt ?? "-"], ["first bad trace", proof.first_bad_trace_id ?? "-"],
-        ["first bad step", proof.first_bad_step_index ?? "-"], ["reason", proof.reason ?? "-"]);
+      pairs.push(
+        ["first bad attempt", proof.first_bad_attempt ?? "-"],
+        ["first bad trace", proof.first_bad_trace_id ?? "-"],
+        ["first bad step", proof.first_bad_step_index ?? "-"],
+        ["reason", proof.reason ?? "-"],
+      );
     }
     out(kvTable(pairs));
     if (databaseSaid?.verification_status) {
       const same = databaseSaid.root_hash === proof.root_hash;
-      out(`at export the database said ${String(databaseSaid.verification_status)}, root ${String(databaseSaid.root_hash ?? "-")}` +
-        (proof.root_hash ? (same ? " (the same root)" : " (a different root)") : ""));
+      out(
+        `at export the database said ${String(databaseSaid.verification_status)}, root ${String(databaseSaid.root_hash ?? "-")}` +
+          (proof.root_hash ? (same ? " (the same root)" : " (a different root)") : ""),
+      );
     }
-    if (opts.expectRoot && proof.verification_status === "VERIFIED") out(`the root matches the expected root`);
+    if (opts.expectRoot && proof.verification_status === "VERIFIED")
+      out(`the root matches the expected root`);
   }
   process.exitCode = proof.verification_status === "VERIFIED" ? EXIT.OK : EXIT.VERIFY_FAILED;
 }

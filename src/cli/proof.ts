@@ -15,7 +15,7 @@ export const PROOF_FIELDS: [string, string][] = [
 ];
 
 /** The proof as a two-column table; the first bad step and the reason only when not verified. */
-export function proofTable(p: Record<string, any>): string {
+export function proofTable(p: Record<string, unknown>): string {
   const pairs: [string, unknown][] = PROOF_FIELDS.map(([k, label]) => [label, p[k]]);
   if (p.verification_status !== "VERIFIED") {
     pairs.push(["first bad attempt", p.first_bad_attempt ?? "-"]);
@@ -41,30 +41,42 @@ export function exitCodeForStatus(status: string): number {
 export async function proofShow(runId: string, opts: { tenantId?: string; json?: boolean }): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
-    const { rows: [p] } = await pool.query(`select * from runproof.run_proof($1, $2)`, [tenantId, runId]);
+    const {
+      rows: [p],
+    } = await pool.query(`select * from runproof.run_proof($1, $2)`, [tenantId, runId]);
     if (opts.json) printJson(p);
     else out(proofTable(p));
     process.exitCode = exitCodeForStatus(p.verification_status);
   });
 }
 
-export async function proofExport(runId: string, opts: { tenantId?: string; output?: string }): Promise<void> {
+export async function proofExport(
+  runId: string,
+  opts: { tenantId?: string; output?: string },
+): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
     const { exportBundle } = await import("../lib/bundle.ts");
-    const { rows: [exists] } = await pool.query(`select 1 from runproof.runs where tenant_id = $1 and id = $2`, [tenantId, runId]);
+    const {
+      rows: [exists],
+    } = await pool.query(`select 1 from runproof.runs where tenant_id = $1 and id = $2`, [tenantId, runId]);
     if (!exists) {
-      throw notFound(`run ${runId} not found for tenant ${tenantId}`, "a bundle needs the run row; runproof proof shows what is left of it");
+      throw notFound(
+        `run ${runId} not found for tenant ${tenantId}`,
+        "a bundle needs the run row; runproof proof shows what is left of it",
+      );
     }
     const bundle = await exportBundle(pool, tenantId, runId);
-    const text = toJson(bundle) + "\n";
+    const text = `${toJson(bundle)}\n`;
     if (!opts.output || opts.output === "-") {
       process.stdout.write(text);
       return;
     }
     await fs.writeFile(opts.output, text);
     const steps = bundle.traces.reduce((n, t) => n + t.steps.length, 0);
-    process.stderr.write(`wrote ${opts.output}: run ${runId}, ${bundle.traces.length} trace(s), ${steps} step(s); the database said ${String(bundle.database_proof.verification_status)}\n`);
+    process.stderr.write(
+      `wrote ${opts.output}: run ${runId}, ${bundle.traces.length} trace(s), ${steps} step(s); the database said ${String(bundle.database_proof.verification_status)}\n`,
+    );
     process.stderr.write(`check it anywhere, without a database: runproof proof verify ${opts.output}\n`);
   });
 }

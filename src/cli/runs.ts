@@ -1,23 +1,39 @@
 // runproof runs get | list
 import {
-  fmtCents, fmtMs, kvTable, notFound, out, printJson, table, tenantOfRun, truncate, withDatabase,
+  fmtCents,
+  fmtMs,
+  kvTable,
+  notFound,
+  out,
+  printJson,
+  table,
+  tenantOfRun,
+  truncate,
+  withDatabase,
 } from "./common.ts";
 
 export async function runsGet(runId: string, opts: { tenantId?: string; json?: boolean }): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
-    const { rows: [run] } = await pool.query(
+    const {
+      rows: [run],
+    } = await pool.query(
       `select r.id, r.tenant_id, t.name as tenant_name, r.agent_id, a.name as agent_name, r.goal, r.origin_system_id, r.status,
               r.attempts, r.max_attempts, r.next_plan_step, r.cost_cents::float8 as cost_cents, r.error, r.idempotency_key,
               r.created_at, r.planned_at, r.started_at, r.finished_at, r.trace_count, encode(r.root_hash, 'hex') as root_hash, r.plan
          from runproof.runs r
          left join runproof.tenants t on t.id = r.tenant_id
          left join runproof.agents a on a.tenant_id = r.tenant_id and a.id = r.agent_id
-        where r.tenant_id = $1 and r.id = $2`, [tenantId, runId]);
-    if (!run) throw notFound(`run ${runId} not found for tenant ${tenantId}`, "list runs with: runproof runs list");
+        where r.tenant_id = $1 and r.id = $2`,
+      [tenantId, runId],
+    );
+    if (!run)
+      throw notFound(`run ${runId} not found for tenant ${tenantId}`, "list runs with: runproof runs list");
     const { rows: traces } = await pool.query(
       `select attempt, id, status, step_count, encode(root_hash, 'hex') as root_hash, started_at, completed_at, archived_at, metadata
-         from runproof.traces where tenant_id = $1 and run_id = $2 order by attempt, id`, [tenantId, runId]);
+         from runproof.traces where tenant_id = $1 and run_id = $2 order by attempt, id`,
+      [tenantId, runId],
+    );
     const { rows: steps } = await pool.query(
       `select t.attempt, s.trace_id, s.step_index, s.plan_step, s.skill, s.status, s.policy_decision, d.reason as policy_reason,
               s.input, s.output, s.error, s.started_at, s.finished_at, s.duration_ms::float8 as duration_ms,
@@ -26,58 +42,118 @@ export async function runsGet(runId: string, opts: { tenantId?: string; json?: b
          from runproof.trace_steps s
          join runproof.traces t on t.tenant_id = s.tenant_id and t.id = s.trace_id
          left join runproof.policy_decisions d on d.tenant_id = s.tenant_id and d.trace_id = s.trace_id and d.step_index = s.step_index
-        where s.tenant_id = $1 and s.run_id = $2 order by t.attempt, s.step_index`, [tenantId, runId]);
+        where s.tenant_id = $1 and s.run_id = $2 order by t.attempt, s.step_index`,
+      [tenantId, runId],
+    );
     const { rows: incidents } = await pool.query(
       `select i.id, t.attempt, i.trace_id, i.kind, i.severity, i.message, i.details, i.created_at
          from runproof.incidents i left join runproof.traces t on t.tenant_id = i.tenant_id and t.id = i.trace_id
-        where i.tenant_id = $1 and i.run_id = $2 order by i.created_at, i.id`, [tenantId, runId]);
+        where i.tenant_id = $1 and i.run_id = $2 order by i.created_at, i.id`,
+      [tenantId, runId],
+    );
 
     if (opts.json) return printJson({ run, traces, steps, incidents });
 
     const planSteps: { skill: string; title?: string; input?: unknown }[] = run.plan?.steps ?? [];
-    out(kvTable([
-      ["run", run.id],
-      ["tenant", `${run.tenant_name ?? "?"} (${run.tenant_id})`],
-      ["agent", `${run.agent_name ?? "?"} (${run.agent_id})`],
-      ["goal", truncate(run.goal, 100)],
-      ["origin", run.origin_system_id],
-      ["status", run.status + (run.error ? `: ${run.error}` : "")],
-      ["progress", `${run.next_plan_step}/${planSteps.length || "?"} plan steps, ${run.attempts}/${run.max_attempts} attempts, cost ${fmtCents(run.cost_cents)}`],
-      ["idempotency key", run.idempotency_key ?? "-"],
-      ["created", run.created_at],
-      ["planned", run.planned_at],
-      ["started", run.started_at],
-      ["finished", run.finished_at],
-      ["sealed root", run.root_hash ? `${run.root_hash} (${run.trace_count} traces)` : "- (sealed when the run ends)"],
-    ]));
+    out(
+      kvTable([
+        ["run", run.id],
+        ["tenant", `${run.tenant_name ?? "?"} (${run.tenant_id})`],
+        ["agent", `${run.agent_name ?? "?"} (${run.agent_id})`],
+        ["goal", truncate(run.goal, 100)],
+        ["origin", run.origin_system_id],
+        ["status", run.status + (run.error ? `: ${run.error}` : "")],
+        [
+          "progress",
+          `${run.next_plan_step}/${planSteps.length || "?"} plan steps, ${run.attempts}/${run.max_attempts} attempts, cost ${fmtCents(run.cost_cents)}`,
+        ],
+        ["idempotency key", run.idempotency_key ?? "-"],
+        ["created", run.created_at],
+        ["planned", run.planned_at],
+        ["started", run.started_at],
+        ["finished", run.finished_at],
+        [
+          "sealed root",
+          run.root_hash ? `${run.root_hash} (${run.trace_count} traces)` : "- (sealed when the run ends)",
+        ],
+      ]),
+    );
     out();
     out(`Plan${run.plan?.planner ? ` (planner: ${run.plan.planner})` : ""}`);
     if (!planSteps.length) out("  (no plan yet)");
-    else out(table(["#", "skill", "title", "input", "done"],
-      planSteps.map((s, i) => [i, s.skill, s.title ?? "", truncate(JSON.stringify(s.input ?? {}), 60), i < run.next_plan_step ? "yes" : ""])));
+    else
+      out(
+        table(
+          ["#", "skill", "title", "input", "done"],
+          planSteps.map((s, i) => [
+            i,
+            s.skill,
+            s.title ?? "",
+            truncate(JSON.stringify(s.input ?? {}), 60),
+            i < run.next_plan_step ? "yes" : "",
+          ]),
+        ),
+      );
     out();
     out("Traces");
     if (!traces.length) out("  (no attempt yet)");
-    else out(table(["attempt", "trace id", "status", "steps", "root hash", "started", "completed"],
-      traces.map((t) => [t.attempt, t.id, t.status + (t.archived_at ? " (archived)" : ""), t.step_count ?? "", t.root_hash ? t.root_hash.slice(0, 16) + "…" : "",
-        t.started_at, t.completed_at])));
+    else
+      out(
+        table(
+          ["attempt", "trace id", "status", "steps", "root hash", "started", "completed"],
+          traces.map((t) => [
+            t.attempt,
+            t.id,
+            t.status + (t.archived_at ? " (archived)" : ""),
+            t.step_count ?? "",
+            t.root_hash ? `${t.root_hash.slice(0, 16)}…` : "",
+            t.started_at,
+            t.completed_at,
+          ]),
+        ),
+      );
     out();
     out("Steps");
     if (!steps.length) out("  (no steps recorded)");
-    else out(table(["attempt", "step", "plan", "skill", "status", "policy", "duration", "cost", "step hash", "error"],
-      steps.map((s) => [s.attempt, s.step_index, s.plan_step, s.skill, s.status, s.policy_decision, fmtMs(s.duration_ms), fmtCents(s.cost_cents),
-        s.step_hash.slice(0, 16) + "…", truncate(s.error ?? (s.status === "denied" ? s.policy_reason ?? "" : ""), 60)])));
+    else
+      out(
+        table(
+          ["attempt", "step", "plan", "skill", "status", "policy", "duration", "cost", "step hash", "error"],
+          steps.map((s) => [
+            s.attempt,
+            s.step_index,
+            s.plan_step,
+            s.skill,
+            s.status,
+            s.policy_decision,
+            fmtMs(s.duration_ms),
+            fmtCents(s.cost_cents),
+            `${s.step_hash.slice(0, 16)}…`,
+            truncate(s.error ?? (s.status === "denied" ? (s.policy_reason ?? "") : ""), 60),
+          ]),
+        ),
+      );
     out();
     out("Incidents");
     if (!incidents.length) out("  (none)");
-    else out(table(["attempt", "kind", "severity", "message", "at"],
-      incidents.map((i) => [i.attempt ?? "", i.kind, i.severity, truncate(i.message, 80), i.created_at])));
+    else
+      out(
+        table(
+          ["attempt", "kind", "severity", "message", "at"],
+          incidents.map((i) => [i.attempt ?? "", i.kind, i.severity, truncate(i.message, 80), i.created_at]),
+        ),
+      );
     out();
     out(`prove it: runproof proof ${run.id}`);
   });
 }
 
-export async function runsList(opts: { tenantId?: string; status?: string; limit: number; json?: boolean }): Promise<void> {
+export async function runsList(opts: {
+  tenantId?: string;
+  status?: string;
+  limit: number;
+  json?: boolean;
+}): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const { rows } = await pool.query(
       `select r.id, r.tenant_id, t.name as tenant_name, r.agent_id, a.name as agent_name, r.status, r.attempts, r.next_plan_step,
@@ -88,11 +164,27 @@ export async function runsList(opts: { tenantId?: string; status?: string; limit
          left join runproof.agents a on a.tenant_id = r.tenant_id and a.id = r.agent_id
         where ($1::uuid is null or r.tenant_id = $1) and ($2::text is null or r.status = $2)
         order by r.created_at desc, r.id desc
-        limit $3`, [opts.tenantId ?? null, opts.status ?? null, opts.limit]);
+        limit $3`,
+      [opts.tenantId ?? null, opts.status ?? null, opts.limit],
+    );
     if (opts.json) return printJson(rows);
-    if (!rows.length) return out("no runs" + (opts.tenantId || opts.status ? " match" : " yet: runproof run --help"));
-    out(table(["run id", "tenant", "agent", "status", "steps", "attempts", "cost", "created", "goal"],
-      rows.map((r) => [r.id, r.tenant_name, r.agent_name, r.status, `${r.next_plan_step}/${r.plan_steps ?? "?"}`, r.attempts,
-        fmtCents(r.cost_cents), r.created_at, truncate(r.goal, 40)])));
+    if (!rows.length)
+      return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: runproof run --help"}`);
+    out(
+      table(
+        ["run id", "tenant", "agent", "status", "steps", "attempts", "cost", "created", "goal"],
+        rows.map((r) => [
+          r.id,
+          r.tenant_name,
+          r.agent_name,
+          r.status,
+          `${r.next_plan_step}/${r.plan_steps ?? "?"}`,
+          r.attempts,
+          fmtCents(r.cost_cents),
+          r.created_at,
+          truncate(r.goal, 40),
+        ]),
+      ),
+    );
   });
 }

@@ -8,9 +8,17 @@ export async function serveCommand(opts: { port?: number; host?: string }): Prom
   const logger = createLogger(config, "graphql");
   await withDatabase(async ({ url }) => {
     const { startServer } = await import("../server.ts");
-    const server = await startServer({ connectionString: url, config, port: opts.port ?? config.port, host: opts.host, logger });
+    const server = await startServer({
+      connectionString: url,
+      config,
+      port: opts.port ?? config.port,
+      host: opts.host,
+      logger,
+    });
     out(`GraphQL: ${server.url}`);
-    err("send Authorization: Bearer <api key> (runproof api-key create); open the URL in a browser for the explorer; Ctrl-C to stop");
+    err(
+      "send Authorization: Bearer <api key> (runproof api-key create); open the URL in a browser for the explorer; Ctrl-C to stop",
+    );
     const signal = await waitForSignal();
     err(`${signal}: stopping the GraphQL server`);
     await server.stop();

@@ -5,25 +5,53 @@ import { Presets, SingleBar } from "cli-progress";
 import { EXIT, err, out, printJson, table, truncate, withDatabase } from "./common.ts";
 
 interface Problem {
-  tenant_id: string; run_id: string; trace_id: string | null; verification_status: string;
-  first_bad_attempt: number | null; first_bad_step_index: number | null; reason: string | null;
+  tenant_id: string;
+  run_id: string;
+  trace_id: string | null;
+  verification_status: string;
+  first_bad_attempt: number | null;
+  first_bad_step_index: number | null;
+  reason: string | null;
   guard_status?: string | null;
 }
 
-export async function verifyAll(opts: { tenantId?: string; batchSize: number; progress: boolean; json?: boolean }): Promise<void> {
+export async function verifyAll(opts: {
+  tenantId?: string;
+  batchSize: number;
+  progress: boolean;
+  json?: boolean;
+}): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const started = Date.now();
-    const { rows: [{ total }] } = await pool.query<{ total: number }>(
-      `select count(*)::int as total from runproof.runs where ($1::uuid is null or tenant_id = $1)`, [opts.tenantId ?? null]);
+    const {
+      rows: [{ total }],
+    } = await pool.query<{ total: number }>(
+      `select count(*)::int as total from runproof.runs where ($1::uuid is null or tenant_id = $1)`,
+      [opts.tenantId ?? null],
+    );
     const bar = opts.progress
-      ? new SingleBar({
-          stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000, hideCursor: true, etaBuffer: 50,
-          format: "verifying runs [{bar}] {value}/{total} ({percentage}%) {problems} problem(s), eta {eta_formatted}",
-        }, Presets.shades_classic)
+      ? new SingleBar(
+          {
+            stream: process.stderr,
+            noTTYOutput: true,
+            notTTYSchedule: 2000,
+            hideCursor: true,
+            etaBuffer: 50,
+            format:
+              "verifying runs [{bar}] {value}/{total} ({percentage}%) {problems} problem(s), eta {eta_formatted}",
+          },
+          Presets.shades_classic,
+        )
       : null;
     bar?.start(total, 0, { problems: 0 });
 
-    const counts: Record<string, number> = { VERIFIED: 0, IN_PROGRESS: 0, TAMPERED: 0, BROKEN: 0, NOT_FOUND: 0 };
+    const counts: Record<string, number> = {
+      VERIFIED: 0,
+      IN_PROGRESS: 0,
+      TAMPERED: 0,
+      BROKEN: 0,
+      NOT_FOUND: 0,
+    };
     const problems: Problem[] = [];
     let scanned = 0;
     let after: { created_at: string; id: string } | null = null;
@@ -32,11 +60,14 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
       const { rows: ledger } = await pool.query<Problem>(
         `select null::uuid as tenant_id, null::uuid as run_id, null::uuid as trace_id, null::text as verification_status,
                 null::int as first_bad_attempt, null::int as first_bad_step_index, l.reason, l.guard_status
-           from runproof_private.ledger_problems() l`);
+           from runproof_private.ledger_problems() l`,
+      );
       problems.push(...ledger);
       for (;;) {
         // Keyset pagination: runs created while the scan goes on are picked up or not, never twice.
-        const { rows }: { rows: (Problem & { created_at: string })[] } = await pool.query<Problem & { created_at: string }>(
+        const { rows }: { rows: (Problem & { created_at: string })[] } = await pool.query<
+          Problem & { created_at: string }
+        >(
           // The cursor travels as text: a JS Date would drop the microseconds and never move past them.
           `select r.tenant_id, r.id as run_id, r.created_at::text as created_at, p.verification_status, p.first_bad_trace_id as trace_id,
                   p.first_bad_attempt, p.first_bad_step_index, coalesce(p.reason, g.detail) as reason,
@@ -48,18 +79,23 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
              cross join lateral runproof_private.run_proof_chain(r.tenant_id, r.id) p
              cross join lateral runproof_private.guard_changes(r.created_at, r.updated_at) g
             order by r.created_at, r.id`,
-          [opts.tenantId ?? null, after?.created_at ?? null, after?.id ?? null, opts.batchSize]);
+          [opts.tenantId ?? null, after?.created_at ?? null, after?.id ?? null, opts.batchSize],
+        );
         if (!rows.length) break;
         for (const r of rows) {
           counts[r.verification_status] = (counts[r.verification_status] ?? 0) + 1;
-          if ((r.verification_status !== "VERIFIED" && r.verification_status !== "IN_PROGRESS") || r.guard_status === "UNGUARDED") {
+          if (
+            (r.verification_status !== "VERIFIED" && r.verification_status !== "IN_PROGRESS") ||
+            r.guard_status === "UNGUARDED"
+          ) {
             const { created_at: _c, ...p } = r;
             problems.push(p);
           }
         }
         scanned += rows.length;
         const last: Problem & { created_at: string } = rows[rows.length - 1];
-        if (after && after.created_at === last.created_at && after.id === last.run_id) throw new Error("verify-all: the scan did not advance (bug)");
+        if (after && after.created_at === last.created_at && after.id === last.run_id)
+          throw new Error("verify-all: the scan did not advance (bug)");
         after = { created_at: last.created_at, id: last.run_id };
         bar?.setTotal(Math.max(total, scanned));
         bar?.update(scanned, { problems: problems.length });
@@ -70,7 +106,9 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
         `select o.tenant_id, o.run_id, o.trace_id, 'BROKEN' as verification_status, o.first_bad_attempt, o.first_bad_step_index, o.reason
            from runproof_private.orphan_rows() o
           where ($1::uuid is null or o.tenant_id = $1)
-          order by o.run_id, o.trace_id`, [opts.tenantId ?? null]);
+          order by o.run_id, o.trace_id`,
+        [opts.tenantId ?? null],
+      );
       problems.push(...orphans);
       bar?.update(scanned, { problems: problems.length });
     } finally {
@@ -90,15 +128,29 @@ export async function verifyAll(opts: { tenantId?: string; batchSize: number; pr
     if (opts.json) {
       printJson(summary);
     } else {
-      const byStatus = Object.entries(counts).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(", ");
+      const byStatus = Object.entries(counts)
+        .filter(([, n]) => n > 0)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(", ");
       out(`scanned ${scanned} run(s) in ${seconds.toFixed(1)} s${byStatus ? `: ${byStatus}` : ""}`);
       if (!problems.length) {
         out("ledger intact: every run is VERIFIED or IN_PROGRESS, and no trace or step is orphaned");
       } else {
         out(`${problems.length} problem(s):`);
-        out(table(["tenant", "run", "trace", "status", "attempt", "step", "reason"],
-          problems.map((p) => [p.tenant_id ?? "(ledger)", p.run_id ?? "-", p.trace_id ?? "-", p.verification_status ?? p.guard_status ?? "-", p.first_bad_attempt ?? "-",
-            p.first_bad_step_index ?? "-", truncate(p.reason ?? "", 90)])));
+        out(
+          table(
+            ["tenant", "run", "trace", "status", "attempt", "step", "reason"],
+            problems.map((p) => [
+              p.tenant_id ?? "(ledger)",
+              p.run_id ?? "-",
+              p.trace_id ?? "-",
+              p.verification_status ?? p.guard_status ?? "-",
+              p.first_bad_attempt ?? "-",
+              p.first_bad_step_index ?? "-",
+              truncate(p.reason ?? "", 90),
+            ]),
+          ),
+        );
         err("details of one run: runproof proof RUN_ID, runproof runs get RUN_ID");
       }
     }

@@ -40,12 +40,18 @@ export class ApiKeyAuthenticator {
   /** Resolves an Authorization header value. Throws only for unexpected (database) failures. */
   async authenticate(authorization: string | string[] | undefined): Promise<AuthResult> {
     const header = Array.isArray(authorization) ? authorization[0] : authorization;
-    if (!header || !header.trim()) {
-      return fail("Authentication required", "send the header Authorization: Bearer <api key>; create a key with runproof api-key create");
+    if (!header?.trim()) {
+      return fail(
+        "Authentication required",
+        "send the header Authorization: Bearer <api key>; create a key with runproof api-key create",
+      );
     }
     const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) {
-      return fail("Malformed Authorization header", "send the header Authorization: Bearer <api key>; create a key with runproof api-key create");
+      return fail(
+        "Malformed Authorization header",
+        "send the header Authorization: Bearer <api key>; create a key with runproof api-key create",
+      );
     }
     const apiKey = match[1]!;
     const keyHash = createHash("sha256").update(apiKey, "utf8").digest("hex");
@@ -64,7 +70,10 @@ export class ApiKeyAuthenticator {
     } catch (err) {
       const pgError = findPgError(err);
       if (pgError?.code === "28000") {
-        return fail(capitalize(pgError.message), pgError.hint ?? "create a new key with runproof api-key create");
+        return fail(
+          capitalize(pgError.message),
+          pgError.hint ?? "create a new key with runproof api-key create",
+        );
       }
       throw err;
     }

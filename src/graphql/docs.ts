@@ -21,22 +21,26 @@ const INPUT_TABLE: Record<string, string> = {
 
 const FIELD_DOCS: Record<string, string> = {
   "EnqueueRunInput.tenantId": TENANT_ARG,
-  "EnqueueRunInput.agentId": "The agent that makes the run: one of your agents (create one with createAgent).",
+  "EnqueueRunInput.agentId":
+    "The agent that makes the run: one of your agents (create one with createAgent).",
   "EnqueueRunInput.originSystemId":
     "Required: the identifier of the system creating the run, e.g. 'graphql' or your service's name. Blank, over-long (> 128) and reserved placeholder values ('legacy-migration', 'unknown', 'default', ...) are rejected (RPOBL, RPOLN, RPORS).",
   "EnqueueRunInput.plan":
     'The plan, {"version": 1, "steps": [{"skill": "noop", "input": {...}}]}, naming only registered skills (query skills). Leave it out to have the planner make one from the goal.',
-  "EnqueueRunInput.maxAttempts": "How many attempts the run may make before a transient failure fails it: 1 to 20, default 3.",
+  "EnqueueRunInput.maxAttempts":
+    "How many attempts the run may make before a transient failure fails it: 1 to 20, default 3.",
   "EnqueueRunInput.idempotencyKey":
     "Optional: a stable id of this request. Enqueueing the same key again returns the same run instead of a new one.",
   "CreateAgentInput.tenantId": TENANT_ARG,
   "CancelRunInput.tenantId": TENANT_ARG,
   "CancelRunInput.runId": "The run to cancel (one of yours).",
-  "CancelRunInput.reason": "Why it is cancelled; recorded as the run's error. Defaults to 'cancelled by request'.",
+  "CancelRunInput.reason":
+    "Why it is cancelled; recorded as the run's error. Defaults to 'cancelled by request'.",
   "ArchiveTraceInput.tenantId": TENANT_ARG,
   "ArchiveTraceInput.traceId": "The sealed trace to archive (one of yours).",
   "EnqueueRunPayload.run": "The run, as enqueued (or the existing run, for an idempotency key used before).",
-  "CancelRunPayload.run": "The run: cancelled, or still running with a cancellation request if a worker is executing it.",
+  "CancelRunPayload.run":
+    "The run: cancelled, or still running with a cancellation request if a worker is executing it.",
   "CreateAgentPayload.agent": "The new agent.",
   "ArchiveTracePayload.trace": "The archived trace.",
 };
@@ -49,7 +53,7 @@ const ARG_DOCS: Record<string, string> = {
 };
 
 function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 function humanize(enumValue: string): string {
@@ -84,7 +88,8 @@ export const DocsPlugin: GraphileConfig.Plugin = {
         return doc ? { ...arg, description: doc } : arg;
       },
       GraphQLEnumType_values_value(value, _build, context) {
-        if (value.description || !(context.scope as { isPgRowSortEnum?: boolean }).isPgRowSortEnum) return value;
+        if (value.description || !(context.scope as { isPgRowSortEnum?: boolean }).isPgRowSortEnum)
+          return value;
         const name = context.scope.valueName;
         let description: string;
         if (name === "NATURAL") description = "No particular order: rows as the database returns them.";

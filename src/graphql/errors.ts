@@ -30,7 +30,13 @@ export interface PgLikeError {
 
 /** SQLSTATEs whose message is written for the caller. */
 export function isLedgerSqlState(code: string): boolean {
-  return /^RP[0-9A-Z]{3}$/.test(code) || /^2[23][0-9A-Z]{3}$/.test(code) || code === "28000" || code === "42501" || code === "P0001";
+  return (
+    /^RP[0-9A-Z]{3}$/.test(code) ||
+    /^2[23][0-9A-Z]{3}$/.test(code) ||
+    code === "28000" ||
+    code === "42501" ||
+    code === "P0001"
+  );
 }
 
 function isPgError(e: unknown): e is PgLikeError {

@@ -23,7 +23,10 @@ export function checkJsonBody(body: Uint8Array): InputProblem | null {
   try {
     text = utf8.decode(body);
   } catch {
-    return { code: "INVALID_UTF8", message: "The request body is not valid UTF-8; send text encoded as UTF-8." };
+    return {
+      code: "INVALID_UTF8",
+      message: "The request body is not valid UTF-8; send text encoded as UTF-8.",
+    };
   }
   let value: unknown;
   try {
@@ -47,12 +50,18 @@ export function checkJsonBody(body: Uint8Array): InputProblem | null {
     if (v === null || typeof v !== "object") continue;
     if (depth >= MAX_JSON_DEPTH) {
       const at = path.length > 80 ? `${path.slice(0, 80)}...` : path;
-      return { code: "JSON_TOO_DEEP", message: `The request nests JSON more than ${MAX_JSON_DEPTH} levels deep (at ${at}); flatten the data.` };
+      return {
+        code: "JSON_TOO_DEEP",
+        message: `The request nests JSON more than ${MAX_JSON_DEPTH} levels deep (at ${at}); flatten the data.`,
+      };
     }
     for (const [k, child] of Array.isArray(v) ? v.entries() : Object.entries(v)) {
       const childPath = `${path}${Array.isArray(v) ? `[${k}]` : `.${k}`}`;
       if (typeof k === "string" && LONE_SURROGATE.test(k)) {
-        return { code: "INVALID_UNICODE", message: `A key at ${path || "the top level"} contains a lone UTF-16 surrogate, which is not valid Unicode text; send well-formed strings.` };
+        return {
+          code: "INVALID_UNICODE",
+          message: `A key at ${path || "the top level"} contains a lone UTF-16 surrogate, which is not valid Unicode text; send well-formed strings.`,
+        };
       }
       stack.push({ v: child, depth: depth + 1, path: childPath });
     }

@@ -87,7 +87,9 @@ const SmartTagsPlugin = jsonPgSmartTags(
           constraint: {
             trace_steps_pkey: noSingle,
             // The primary key (tenant_id, trace_id, step_index) serves this lookup: trace_id fixes run_id.
-            trace_steps_tenant_id_run_id_trace_id_fkey: { tags: { fieldName: "trace", foreignFieldName: "steps", isIndexed: true } },
+            trace_steps_tenant_id_run_id_trace_id_fkey: {
+              tags: { fieldName: "trace", foreignFieldName: "steps", isIndexed: true },
+            },
             trace_steps_tenant_id_trace_id_step_index_policy_decision_fkey: {
               tags: { fieldName: "decision", behavior: "-manyRelation -singularRelation" },
             },
@@ -127,7 +129,10 @@ const SmartTagsPlugin = jsonPgSmartTags(
     },
   },
   null,
-  { name: "RunProofSmartTagsPlugin", description: "RunProof: what the GraphQL API exposes, and relation names" },
+  {
+    name: "RunProofSmartTagsPlugin",
+    description: "RunProof: what the GraphQL API exposes, and relation names",
+  },
 );
 
 /** Plain names: runs, run(id), agents, agent(id), skills, skill(name), trace(id). */
@@ -141,7 +146,7 @@ const InflectionPlugin: GraphileConfig.Plugin = {
         return this.camelCase(this.pluralize(this._singularizedResourceName(resource)));
       },
       allRowsList(_previous, _options, resource) {
-        return this.camelCase(this.pluralize(this._singularizedResourceName(resource))) + "List";
+        return `${this.camelCase(this.pluralize(this._singularizedResourceName(resource)))}List`;
       },
       // Without Relay's global `id` there is nothing for a column named id to clash with.
       _attributeName(previous, _options, details) {
@@ -180,14 +185,19 @@ const DefaultOrderPlugin: GraphileConfig.Plugin = {
     hooks: {
       GraphQLObjectType_fields_field_args_arg(arg, build, context) {
         const { argName, isPgFieldConnection, pgFieldResource } = context.scope;
-        if (argName !== "orderBy" || !isPgFieldConnection || !pgFieldResource || pgFieldResource.parameters) return arg;
+        if (argName !== "orderBy" || !isPgFieldConnection || !pgFieldResource || pgFieldResource.parameters)
+          return arg;
         const wanted = DEFAULT_ORDER[pgFieldResource.codec.name];
         if (!wanted) return arg;
-        const orderByType = build.getTypeByName(build.inflection.orderByType(build.inflection.tableType(pgFieldResource.codec)));
+        const orderByType = build.getTypeByName(
+          build.inflection.orderByType(build.inflection.tableType(pgFieldResource.codec)),
+        );
         if (!orderByType || !build.graphql.isEnumType(orderByType)) return arg;
         const values = wanted.map((name) => orderByType.getValue(name)?.value);
         if (values.some((v) => v === undefined)) {
-          throw new Error(`RunProofDefaultOrderPlugin: ${orderByType.name} lacks one of ${wanted.join(", ")}`);
+          throw new Error(
+            `RunProofDefaultOrderPlugin: ${orderByType.name} lacks one of ${wanted.join(", ")}`,
+          );
         }
         // Replaces the primary-key default that PgConnectionArgOrderByDefaultValuePlugin set.
         return { ...arg, defaultValue: values };
@@ -208,7 +218,9 @@ const RunConditionPlugins: GraphileConfig.Plugin[] = [
       type: build.getTypeByName("Datetime") as never,
     }),
     (value, { sql, sqlTableAlias, sqlValueWithCodec }) =>
-      value == null ? null : sql`${sqlTableAlias}.created_at >= ${sqlValueWithCodec(value, TYPES.timestamptz)}`,
+      value == null
+        ? null
+        : sql`${sqlTableAlias}.created_at >= ${sqlValueWithCodec(value, TYPES.timestamptz)}`,
   ),
   addPgTableCondition(
     runsTable,
@@ -218,7 +230,9 @@ const RunConditionPlugins: GraphileConfig.Plugin[] = [
       type: build.getTypeByName("Datetime") as never,
     }),
     (value, { sql, sqlTableAlias, sqlValueWithCodec }) =>
-      value == null ? null : sql`${sqlTableAlias}.created_at < ${sqlValueWithCodec(value, TYPES.timestamptz)}`,
+      value == null
+        ? null
+        : sql`${sqlTableAlias}.created_at < ${sqlValueWithCodec(value, TYPES.timestamptz)}`,
   ),
   addPgTableCondition(
     runsTable,
@@ -229,9 +243,7 @@ const RunConditionPlugins: GraphileConfig.Plugin[] = [
       type: new build.graphql.GraphQLList(new build.graphql.GraphQLNonNull(build.graphql.GraphQLString)),
     }),
     (value, { sql, sqlTableAlias, sqlValueWithCodec }) =>
-      value == null
-        ? null
-        : sql`${sqlTableAlias}.status = any(${sqlValueWithCodec(value, textArray)})`,
+      value == null ? null : sql`${sqlTableAlias}.status = any(${sqlValueWithCodec(value, textArray)})`,
   ),
 ];
 

@@ -26,7 +26,7 @@ export async function printRunProofSchema(ownerUrl: string): Promise<string> {
   const pgService = makeRunProofPgService(pool, { pubsub: false });
   try {
     const { schema } = await makeSchema(makeRunProofPreset({ pgService }));
-    return HEADER + printSchema(lexicographicSortSchema(schema)) + "\n";
+    return `${HEADER + printSchema(lexicographicSortSchema(schema))}\n`;
   } finally {
     await pgService.release?.();
     await pool.end();

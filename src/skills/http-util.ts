@@ -105,6 +105,9 @@ export function decodeBody(bytes: Uint8Array, contentType: string | null): unkno
 }
 
 export function snippet(bytes: Uint8Array, max = 200): string {
-  const text = new TextDecoder("utf-8").decode(bytes.subarray(0, max * 4)).replace(/\s+/g, " ").trim();
+  const text = new TextDecoder("utf-8")
+    .decode(bytes.subarray(0, max * 4))
+    .replace(/\s+/g, " ")
+    .trim();
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }

@@ -42,13 +42,24 @@ export const httpCallInput = z
       .union([statusCode, z.array(statusCode).min(1)])
       .optional()
       .describe("Status code(s) that count as success; default any 2xx/3xx"),
-    timeout_ms: z.number().int().min(1).max(600000).optional().describe("Per-call timeout; default RUNPROOF_HTTP_TIMEOUT_MS"),
+    timeout_ms: z
+      .number()
+      .int()
+      .min(1)
+      .max(600000)
+      .optional()
+      .describe("Per-call timeout; default RUNPROOF_HTTP_TIMEOUT_MS"),
     follow_redirects: z.boolean().default(true),
   })
-  .refine((v) => v.body === undefined || v.json === undefined, { message: "give either body or json, not both" })
-  .refine((v) => (v.method !== "GET" && v.method !== "HEAD") || (v.body === undefined && v.json === undefined), {
-    message: "GET and HEAD requests cannot have a body",
-  });
+  .refine((v) => v.body === undefined || v.json === undefined, {
+    message: "give either body or json, not both",
+  })
+  .refine(
+    (v) => (v.method !== "GET" && v.method !== "HEAD") || (v.body === undefined && v.json === undefined),
+    {
+      message: "GET and HEAD requests cannot have a body",
+    },
+  );
 
 export type HttpCallInput = z.output<typeof httpCallInput>;
 
@@ -123,11 +134,17 @@ export const httpCall = defineSkill({
       if (!isRedirect || !input.follow_redirects || expected?.includes(res.status)) break;
       await res.body?.cancel().catch(() => {});
       if (redirects >= MAX_REDIRECTS) {
-        throw new SkillError(`${label()}: more than ${MAX_REDIRECTS} redirects`, { code: "TOO_MANY_REDIRECTS", transient: false });
+        throw new SkillError(`${label()}: more than ${MAX_REDIRECTS} redirects`, {
+          code: "TOO_MANY_REDIRECTS",
+          transient: false,
+        });
       }
       const next = new URL(location!, url);
       if (next.protocol !== "http:" && next.protocol !== "https:") {
-        throw new SkillError(`${label()}: redirect to unsupported URL scheme ${next.protocol}`, { code: "HOST_NOT_ALLOWED", transient: false });
+        throw new SkillError(`${label()}: redirect to unsupported URL scheme ${next.protocol}`, {
+          code: "HOST_NOT_ALLOWED",
+          transient: false,
+        });
       }
       // A redirect must not take us somewhere the policy would have refused.
       assertHostAllowed(next, ctx.config);
@@ -149,7 +166,10 @@ export const httpCall = defineSkill({
     let bytes: Uint8Array;
     try {
       // A HEAD response's content-length describes a body that is never sent.
-      bytes = method === "HEAD" ? new Uint8Array(0) : await readBodyLimited(res, ctx.config.httpMaxResponseBytes, label());
+      bytes =
+        method === "HEAD"
+          ? new Uint8Array(0)
+          : await readBodyLimited(res, ctx.config.httpMaxResponseBytes, label());
     } catch (err) {
       throw fetchFailure(err, call, label());
     }

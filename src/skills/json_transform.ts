@@ -10,7 +10,10 @@ const GUARDRAILS = { timeout: 5000, stack: 1000, sequence: 1_000_000 };
 export const jsonTransformInput = z.strictObject({
   expression: z.string().min(1).max(100_000).describe("JSONata expression, e.g. items[price > 10].name"),
   data: z.unknown().optional().describe("The JSON the expression is evaluated against"),
-  bindings: z.record(z.string().regex(/^[A-Za-z_]\w*$/), z.unknown()).optional().describe("Extra $variables"),
+  bindings: z
+    .record(z.string().regex(/^[A-Za-z_]\w*$/), z.unknown())
+    .optional()
+    .describe("Extra $variables"),
 });
 
 export type JsonTransformInput = z.output<typeof jsonTransformInput>;

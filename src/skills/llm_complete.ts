@@ -78,10 +78,13 @@ export const llmComplete = defineSkill({
   async run(input, ctx) {
     const { config } = ctx;
     if (!config.llmBaseUrl) {
-      throw new SkillError("no LLM is configured: set RUNPROOF_LLM_BASE_URL (and RUNPROOF_LLM_API_KEY if it needs one)", {
-        code: "LLM_NOT_CONFIGURED",
-        transient: false,
-      });
+      throw new SkillError(
+        "no LLM is configured: set RUNPROOF_LLM_BASE_URL (and RUNPROOF_LLM_API_KEY if it needs one)",
+        {
+          code: "LLM_NOT_CONFIGURED",
+          transient: false,
+        },
+      );
     }
     const messages = input.messages ?? [
       ...(input.system !== undefined ? [{ role: "system" as const, content: input.system }] : []),
@@ -94,7 +97,10 @@ export const llmComplete = defineSkill({
       ...(input.max_tokens !== undefined && { max_tokens: input.max_tokens }),
       ...(input.temperature !== undefined && { temperature: input.temperature }),
     };
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      accept: "application/json",
+    };
     if (config.llmApiKey) headers.authorization = `Bearer ${config.llmApiKey}`;
 
     const url = `${config.llmBaseUrl}/chat/completions`;
@@ -136,6 +142,8 @@ export const llmComplete = defineSkill({
       usage,
     };
     // No usage reported: leave the cost unset so the caller falls back to the estimate.
-    return usage ? { output, costCents: llmCostCents(usage.total_tokens, config.llmCentsPer1kTokens) } : { output };
+    return usage
+      ? { output, costCents: llmCostCents(usage.total_tokens, config.llmCentsPer1kTokens) }
+      : { output };
   },
 });

@@ -3,7 +3,10 @@
 import { z } from "zod";
 import { defineSkill } from "./types.ts";
 
-export const noopInput = z.record(z.string(), z.unknown()).default({}).describe("Any JSON object; echoed back");
+export const noopInput = z
+  .record(z.string(), z.unknown())
+  .default({})
+  .describe("Any JSON object; echoed back");
 
 export type NoopInput = z.output<typeof noopInput>;
 

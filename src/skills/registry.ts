@@ -25,7 +25,9 @@ export class SkillRegistry {
   constructor(skills: Skill[]) {
     for (const skill of skills) {
       if (!SKILL_NAME.test(skill.name)) {
-        throw new Error(`skill name "${skill.name}" must match ${SKILL_NAME} (lower case, digits, underscores)`);
+        throw new Error(
+          `skill name "${skill.name}" must match ${SKILL_NAME} (lower case, digits, underscores)`,
+        );
       }
       if (this.#skills.has(skill.name)) throw new Error(`skill "${skill.name}" is registered twice`);
       this.#skills.set(skill.name, skill);
@@ -50,9 +52,12 @@ export function skillInputJsonSchema(skill: Skill): Record<string, unknown> {
   try {
     return z.toJSONSchema(skill.input, { io: "input" }) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`skill "${skill.name}": its input schema cannot be expressed as JSON Schema: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new Error(
+      `skill "${skill.name}": its input schema cannot be expressed as JSON Schema: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -117,7 +122,11 @@ export async function runSkill(
   const signal = AbortSignal.any([ctx.signal, timeout]);
   const abortError = () =>
     timeout.aborted && !ctx.signal.aborted
-      ? new SkillError(`${skill.name} timed out after ${timeoutMs} ms`, { code: "TIMEOUT", transient: true, cause: timeout.reason })
+      ? new SkillError(`${skill.name} timed out after ${timeoutMs} ms`, {
+          code: "TIMEOUT",
+          transient: true,
+          cause: timeout.reason,
+        })
       : abortedError(ctx.signal, skill.name);
 
   let onAbort: (() => void) | undefined;
@@ -134,7 +143,10 @@ export async function runSkill(
     const result = await Promise.race([running, aborted]);
     const cost = result.costCents ?? skill.costCents;
     if (!Number.isFinite(cost) || cost < 0) {
-      throw new SkillError(`${skill.name} reported an invalid cost: ${cost}`, { code: "SKILL_ERROR", transient: false });
+      throw new SkillError(`${skill.name} reported an invalid cost: ${cost}`, {
+        code: "SKILL_ERROR",
+        transient: false,
+      });
     }
     return {
       output: result.output === undefined ? null : result.output,

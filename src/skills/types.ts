@@ -1,6 +1,6 @@
 // The contract between plan steps and the code that executes them.
 import type pg from "pg";
-import { z } from "zod";
+import type { z } from "zod";
 import type { Config } from "../lib/config.ts";
 
 export interface SkillContext {
@@ -24,6 +24,7 @@ export interface SkillResult {
   costCents?: number;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds skills of every input type
 export interface Skill<I = any> {
   name: string;
   description: string;
@@ -59,13 +60,20 @@ export class SkillError extends Error {
   }
 
   toJSON(): { code: string; message: string; transient: boolean; details?: Record<string, unknown> } {
-    return { code: this.code, message: this.message, transient: this.transient, ...(this.details && { details: this.details }) };
+    return {
+      code: this.code,
+      message: this.message,
+      transient: this.transient,
+      ...(this.details && { details: this.details }),
+    };
   }
 }
 
 /** "url: Invalid URL; headers.accept: expected string" — one line, fit for an error column. */
 export function formatZodError(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.map(String).join(".") : "(input)"}: ${issueText(i)}`).join("; ");
+  return error.issues
+    .map((i) => `${i.path.length ? i.path.map(String).join(".") : "(input)"}: ${issueText(i)}`)
+    .join("; ");
 }
 
 // zod's top-level message for record keys and unions is generic ("Invalid key in
@@ -76,7 +84,9 @@ function issueText(issue: z.core.$ZodIssue): string {
   }
   if (issue.code === "invalid_union" && issue.errors.length) {
     return issue.errors
-      .map((alt) => alt.map((i) => (i.path.length ? `${i.path.map(String).join(".")}: ` : "") + issueText(i)).join(", "))
+      .map((alt) =>
+        alt.map((i) => (i.path.length ? `${i.path.map(String).join(".")}: ` : "") + issueText(i)).join(", "),
+      )
       .join(" or ");
   }
   return issue.message;
@@ -102,7 +112,9 @@ export type DefinedSkill<O, In = O> = Skill<O> & {
  * Builds a skill whose run() validates its input itself, so a direct call (a test, a
  * script) gets the same INVALID_INPUT error as a call through runSkill.
  */
-export function defineSkill<O, In>(def: Omit<Skill<O>, "input"> & { input: z.ZodType<O, In> }): DefinedSkill<O, In> {
+export function defineSkill<O, In>(
+  def: Omit<Skill<O>, "input"> & { input: z.ZodType<O, In> },
+): DefinedSkill<O, In> {
   const skill: DefinedSkill<O, In> = {
     ...def,
     run: async (input: unknown, ctx: SkillContext) => def.run(parseSkillInput(skill, input), ctx),

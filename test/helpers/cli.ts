@@ -46,7 +46,11 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`runproof ${args.join(" ")} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `runproof ${args.join(" ")} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, timeoutMs);
     child.on("error", reject);
     child.on("close", (code, signal) => {
@@ -57,7 +61,10 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
 }
 
 /** Runs the CLI with --json and parses stdout; fails with the output when the exit code is not `expect`. */
-export async function cliJson<T = any>(args: string[], opts: CliOptions & { expect?: number } = {}): Promise<T> {
+export async function cliJson<T = any>(
+  args: string[],
+  opts: CliOptions & { expect?: number } = {},
+): Promise<T> {
   const r = await runCli([...args, "--json"], opts);
   if (r.code !== (opts.expect ?? 0)) {
     throw new Error(`runproof ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
@@ -74,7 +81,11 @@ export function collect(child: ChildProcess): { stdout: string; stderr: string }
 }
 
 /** Polls until cond() returns a truthy value, which it returns. */
-export async function until<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string): Promise<NonNullable<T>> {
+export async function until<T>(
+  cond: () => T | Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await cond();

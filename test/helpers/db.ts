@@ -21,7 +21,10 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const rootUrl = env("RUNPROOF_TEST_ROOT_URL");
   const template = env("RUNPROOF_TEST_TEMPLATE");
   // Unique across parallel ava workers; <= 63 bytes (Postgres identifier limit).
-  const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, "_").slice(0, 24);
+  const slug = label
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .slice(0, 24);
   const name = `rpt_${slug}_${process.pid}_${counter++}_${randomBytes(3).toString("hex")}`;
 
   await withAdmin(rootUrl, async (admin) => {
@@ -41,7 +44,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   });
 
   const url = new URL(rootUrl);
-  url.pathname = "/" + encodeURIComponent(name);
+  url.pathname = `/${encodeURIComponent(name)}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 10 });
   // Idle-client errors (e.g. the DB being force-dropped) must not crash the worker.
   pool.on("error", () => {});

@@ -15,7 +15,10 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(dbUrl: string, opts: { authCacheMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(
+  dbUrl: string,
+  opts: { authCacheMs?: number } = {},
+): Promise<TestServer> {
   const config = testConfig({ RUNPROOF_LOG_LEVEL: "info" });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -25,7 +28,13 @@ export async function startTestServer(dbUrl: string, opts: { authCacheMs?: numbe
     },
   });
   const logger = createLogger(config, "graphql-test", sink);
-  const server = await startServer({ connectionString: dbUrl, config, port: 0, logger, authCacheMs: opts.authCacheMs });
+  const server = await startServer({
+    connectionString: dbUrl,
+    config,
+    port: 0,
+    logger,
+    authCacheMs: opts.authCacheMs,
+  });
   return { url: server.url, logs, stop: server.stop };
 }
 
@@ -37,11 +46,22 @@ export interface ApiTenant {
 }
 
 /** A tenant with one agent and an API key, plus the test skills registered. */
-export async function apiTenant(pool: pg.Pool, name = `t-${Math.random().toString(36).slice(2, 10)}`): Promise<ApiTenant> {
+export async function apiTenant(
+  pool: pg.Pool,
+  name = `t-${Math.random().toString(36).slice(2, 10)}`,
+): Promise<ApiTenant> {
   await registerSkills(pool);
-  const { rows: [t] } = await pool.query(`select id from runproof_private.create_tenant($1)`, [name]);
-  const { rows: [k] } = await pool.query(`select key_id, api_key from runproof_private.create_api_key($1, 'graphql test')`, [t.id]);
-  const { rows: [a] } = await pool.query(`select id from runproof.create_agent('agent', tenant_id => $1)`, [t.id]);
+  const {
+    rows: [t],
+  } = await pool.query(`select id from runproof_private.create_tenant($1)`, [name]);
+  const {
+    rows: [k],
+  } = await pool.query(`select key_id, api_key from runproof_private.create_api_key($1, 'graphql test')`, [
+    t.id,
+  ]);
+  const {
+    rows: [a],
+  } = await pool.query(`select id from runproof.create_agent('agent', tenant_id => $1)`, [t.id]);
   return { tenantId: t.id, agentId: a.id, apiKey: k.api_key, keyId: k.key_id };
 }
 
@@ -52,7 +72,12 @@ export interface GqlResponse<T = any> {
 }
 
 /** POSTs a GraphQL request; `key` null sends no Authorization header. */
-export async function gql<T = any>(url: string, key: string | null, query: string, variables?: Record<string, unknown>): Promise<GqlResponse<T>> {
+export async function gql<T = any>(
+  url: string,
+  key: string | null,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<GqlResponse<T>> {
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
   if (key !== null) headers.authorization = `Bearer ${key}`;
   const res = await fetch(url, { method: "POST", headers, body: JSON.stringify({ query, variables }) });
@@ -67,7 +92,12 @@ export async function gql<T = any>(url: string, key: string | null, query: strin
 }
 
 /** Like gql, but fails unless the response has data and no errors. */
-export async function gqlOk<T = any>(url: string, key: string, query: string, variables?: Record<string, unknown>): Promise<T> {
+export async function gqlOk<T = any>(
+  url: string,
+  key: string,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<T> {
   const r = await gql<T>(url, key, query, variables);
   if (r.status !== 200 || r.body.errors || !r.body.data) {
     throw new Error(`GraphQL request failed (${r.status}): ${JSON.stringify(r.body)}`);
@@ -86,7 +116,12 @@ export interface Subscription {
 }
 
 /** Subscribes over graphql-transport-ws with the API key in connection_init (as Ruru does). */
-export function subscribe(url: string, key: string, query: string, variables?: Record<string, unknown>): Promise<Subscription> {
+export function subscribe(
+  url: string,
+  key: string,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<Subscription> {
   const ws = new WebSocket(url.replace(/^http/, "ws"), "graphql-transport-ws");
   const events: Subscription["events"] = [];
   const waiters: Array<() => void> = [];
@@ -108,7 +143,10 @@ export function subscribe(url: string, key: string, query: string, variables?: R
             done,
             waitFor: (count, timeoutMs = 20_000) =>
               new Promise<void>((res, rej) => {
-                const timer = setTimeout(() => rej(new Error(`only ${events.length} of ${count} events in ${timeoutMs} ms`)), timeoutMs);
+                const timer = setTimeout(
+                  () => rej(new Error(`only ${events.length} of ${count} events in ${timeoutMs} ms`)),
+                  timeoutMs,
+                );
                 const check = () => {
                   if (events.length >= count) {
                     clearTimeout(timer);

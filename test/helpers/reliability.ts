@@ -34,21 +34,33 @@ export interface WorkerProcess {
 
 // Children still running when this test process exits (an interrupted run) are killed with it.
 const children = new Set<ChildProcess>();
-process.once("exit", () => { for (const c of children) c.kill("SIGKILL"); });
+process.once("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
 
 /** `runproof worker` as a real child process against `dbUrl`. */
-export function spawnWorker(dbUrl: string, opts: { concurrency?: number; env?: Record<string, string> } = {}): WorkerProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "worker", "--concurrency", String(opts.concurrency ?? 2)], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, DATABASE_URL: dbUrl, RUNPROOF_LOG_LEVEL: "warn", NO_COLOR: "1", ...opts.env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+export function spawnWorker(
+  dbUrl: string,
+  opts: { concurrency?: number; env?: Record<string, string> } = {},
+): WorkerProcess {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", CLI, "worker", "--concurrency", String(opts.concurrency ?? 2)],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, DATABASE_URL: dbUrl, RUNPROOF_LOG_LEVEL: "warn", NO_COLOR: "1", ...opts.env },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   children.add(child);
   let err = "";
   let ready = false;
   let markReady!: () => void;
   let failReady!: (e: Error) => void;
-  const readyPromise = new Promise<void>((res, rej) => { markReady = res; failReady = rej; });
+  const readyPromise = new Promise<void>((res, rej) => {
+    markReady = res;
+    failReady = rej;
+  });
   child.stderr!.setEncoding("utf8").on("data", (d: string) => {
     err += d;
     if (err.length > 2_000_000) err = err.slice(-1_000_000);
@@ -60,13 +72,22 @@ export function spawnWorker(dbUrl: string, opts: { concurrency?: number; env?: R
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.once("exit", (code, signal) => {
       children.delete(child);
-      if (!ready) failReady(new Error(`runproof worker exited (${code ?? signal}) before it was ready:\n${err.slice(-4000)}`));
+      if (!ready)
+        failReady(
+          new Error(`runproof worker exited (${code ?? signal}) before it was ready:\n${err.slice(-4000)}`),
+        );
       r({ code, signal });
-    }));
+    }),
+  );
   readyPromise.catch(() => {}); // a worker killed while starting is not an error by itself
   return {
-    child, pid: child.pid!, startedAt: Date.now(), ready: readyPromise, isReady: () => ready && child.exitCode === null && child.signalCode === null,
-    exited, stderr: () => err,
+    child,
+    pid: child.pid!,
+    startedAt: Date.now(),
+    ready: readyPromise,
+    isReady: () => ready && child.exitCode === null && child.signalCode === null,
+    exited,
+    stderr: () => err,
   };
 }
 
@@ -83,7 +104,11 @@ export async function stopWorker(w: WorkerProcess, graceMs = 15_000): Promise<vo
 // The side-effect server
 // ---------------------------------------------------------------------------------------------
 
-export interface EffectRequest { key: string; at: number; replay: boolean }
+export interface EffectRequest {
+  key: string;
+  at: number;
+  replay: boolean;
+}
 
 export interface EffectServer {
   url: string;
@@ -102,7 +127,9 @@ export interface EffectServer {
  * (replay: true) and applies nothing. Each response waits `delayMs()` first, so a worker can be
  * killed while its request is in flight.
  */
-export async function startEffectServer(delayMs: () => number = () => randomInt(50, 250)): Promise<EffectServer> {
+export async function startEffectServer(
+  delayMs: () => number = () => randomInt(50, 250),
+): Promise<EffectServer> {
   const requests: EffectRequest[] = [];
   const applied = new Map<string, unknown>();
   let pending = 0;
@@ -113,14 +140,19 @@ export async function startEffectServer(delayMs: () => number = () => randomInt(
     const replay = applied.has(key);
     requests.push({ key, at: Date.now(), replay });
     if (!key) {
-      res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "Idempotency-Key required" }));
+      res
+        .writeHead(400, { "content-type": "application/json" })
+        .end(JSON.stringify({ error: "Idempotency-Key required" }));
       return;
     }
     if (!replay) applied.set(key, { effect: JSON.parse(body || "null"), applied_at: Date.now() });
     pending++;
     await sleep(delayMs());
     pending--;
-    if (!res.destroyed) res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, key, replay }));
+    if (!res.destroyed)
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ ok: true, key, replay }));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
@@ -129,7 +161,11 @@ export async function startEffectServer(delayMs: () => number = () => randomInt(
     requests,
     applied,
     inFlight: () => pending,
-    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -140,11 +176,20 @@ export async function startEffectServer(delayMs: () => number = () => randomInt(
 const TERMINAL_SQL = `('succeeded', 'failed', 'halted', 'cancelled')`;
 
 /** Polls until none of `ids` (or no run at all, when ids is null) is unfinished; returns false on timeout. */
-export async function waitUntilFinished(pool: pg.Pool, ids: string[] | null, timeoutMs: number, onTick?: (left: number) => void): Promise<boolean> {
+export async function waitUntilFinished(
+  pool: pg.Pool,
+  ids: string[] | null,
+  timeoutMs: number,
+  onTick?: (left: number) => void,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows: [{ left }] } = await pool.query<{ left: number }>(
-      `select count(*)::int as left from runproof.runs where status not in ${TERMINAL_SQL} and ($1::uuid[] is null or id = any ($1))`, [ids]);
+    const {
+      rows: [{ left }],
+    } = await pool.query<{ left: number }>(
+      `select count(*)::int as left from runproof.runs where status not in ${TERMINAL_SQL} and ($1::uuid[] is null or id = any ($1))`,
+      [ids],
+    );
     onTick?.(left);
     if (left === 0) return true;
     if (Date.now() > deadline) return false;
@@ -198,7 +243,11 @@ export async function crashLoop(db: TestDatabase, o: CrashLoopOptions): Promise<
   await registerSkillsInDatabase(db.pool, new SkillRegistry(builtinSkills()));
   const f = await tenantWithAgent(db.pool, { budgetCents: 1_000_000 });
   const server = await startEffectServer(() => randomInt(o.effectDelayMs[0], o.effectDelayMs[1]));
-  const env = { RUNPROOF_HEARTBEAT_MS: "200", RUNPROOF_STALE_WORKER_MS: "1500", RUNPROOF_RETRY_BASE_MS: "200" };
+  const env = {
+    RUNPROOF_HEARTBEAT_MS: "200",
+    RUNPROOF_STALE_WORKER_MS: "1500",
+    RUNPROOF_RETRY_BASE_MS: "200",
+  };
   const workers: WorkerProcess[] = [];
   let workerStarts = 0;
   const start = () => {
@@ -211,8 +260,13 @@ export async function crashLoop(db: TestDatabase, o: CrashLoopOptions): Promise<
   const killed = new Set<WorkerProcess>();
   /** A worker that exited without being killed by us is a failure of its own. */
   const checkNoneDied = () => {
-    const died = workers.find((w) => !killed.has(w) && (w.child.exitCode !== null || w.child.signalCode !== null));
-    if (died) throw new Error(`a worker exited on its own (${died.child.exitCode ?? died.child.signalCode}):\n${died.stderr().slice(-4000)}`);
+    const died = workers.find(
+      (w) => !killed.has(w) && (w.child.exitCode !== null || w.child.signalCode !== null),
+    );
+    if (died)
+      throw new Error(
+        `a worker exited on its own (${died.child.exitCode ?? died.child.signalCode}):\n${died.stderr().slice(-4000)}`,
+      );
   };
   const t0 = Date.now();
   const runIds: string[] = [];
@@ -230,17 +284,21 @@ export async function crashLoop(db: TestDatabase, o: CrashLoopOptions): Promise<
       version: 1,
       planner: "crash-loop",
       steps: Array.from({ length: o.stepsPerRun }, (_, step) => ({
-        skill: "http_call", input: { method: "POST", url: `${server.url}/effect`, json: { run, step } },
+        skill: "http_call",
+        input: { method: "POST", url: `${server.url}/effect`, json: { run, step } },
       })),
     });
     for (let i = 0; i < o.runs; i++) {
-      const { rows: [r] } = await db.pool.query(
+      const {
+        rows: [r],
+      } = await db.pool.query(
         `select id from runproof.enqueue_run($1, $2, $3, 'reliability-crash-loop', $4)`,
-        [f.tenantId, f.agentId, `crash loop run ${i}`, JSON.stringify(plan(i))]);
+        [f.tenantId, f.agentId, `crash loop run ${i}`, JSON.stringify(plan(i))],
+      );
       runIds.push(r.id);
     }
 
-    for (kills = 0; kills < o.kills;) {
+    for (kills = 0; kills < o.kills; ) {
       await sleep(randomInt(o.killGapMs[0], o.killGapMs[1]));
       // Keep one worker working: kill only while two are up.
       while (live().filter((w) => w.isReady()).length < 2) {
@@ -249,9 +307,13 @@ export async function crashLoop(db: TestDatabase, o: CrashLoopOptions): Promise<
       }
       const candidates = live().filter((w) => w.isReady());
       const victim = candidates[randomInt(0, candidates.length - 1)];
-      const { rows: [{ n }] } = await db.pool.query<{ n: number }>(
+      const {
+        rows: [{ n }],
+      } = await db.pool.query<{ n: number }>(
         `select count(*)::int as n from graphile_worker.jobs j join runproof_private.worker_heartbeats h on h.worker_id = j.locked_by
-          where h.pid = $1`, [victim.pid]);
+          where h.pid = $1`,
+        [victim.pid],
+      );
       if (n > 0) killsWithJobLocked++;
       if (server.inFlight() > 0) killsWithRequestInFlight++;
       killed.add(victim);
@@ -260,17 +322,37 @@ export async function crashLoop(db: TestDatabase, o: CrashLoopOptions): Promise<
       kills++;
       start();
       if (kills % 20 === 0) {
-        const { rows: [{ done }] } = await db.pool.query<{ done: number }>(`select count(*)::int as done from runproof.runs where status = 'succeeded' and id = any ($1)`, [runIds]);
-        log(`${kills} kills: ${done} of ${runIds.length} runs done, ${server.requests.length} side-effect requests so far`);
+        const {
+          rows: [{ done }],
+        } = await db.pool.query<{ done: number }>(
+          `select count(*)::int as done from runproof.runs where status = 'succeeded' and id = any ($1)`,
+          [runIds],
+        );
+        log(
+          `${kills} kills: ${done} of ${runIds.length} runs done, ${server.requests.length} side-effect requests so far`,
+        );
       }
     }
     const lastKill = Date.now();
     const finished = await waitUntilFinished(db.pool, runIds, o.finishTimeoutMs, () => checkNoneDied());
     const done = Date.now();
     return {
-      runIds, tenantId: f.tenantId, server, kills, killsWithJobLocked, killsWithRequestInFlight, workerStarts,
-      seconds: (done - t0) / 1000, secondsAfterLastKill: (done - lastKill) / 1000, finished,
-      workerErrors: workers.flatMap((w) => w.stderr().split("\n").filter((l) => /"level":(50|60)/.test(l))),
+      runIds,
+      tenantId: f.tenantId,
+      server,
+      kills,
+      killsWithJobLocked,
+      killsWithRequestInFlight,
+      workerStarts,
+      seconds: (done - t0) / 1000,
+      secondsAfterLastKill: (done - lastKill) / 1000,
+      finished,
+      workerErrors: workers.flatMap((w) =>
+        w
+          .stderr()
+          .split("\n")
+          .filter((l) => /"level":(50|60)/.test(l)),
+      ),
     };
   } finally {
     await Promise.all(live().map((w) => stopWorker(w)));
@@ -302,35 +384,65 @@ export interface CrashLoopChecks {
 }
 
 /** Everything the crash-loop tests assert, computed from the database and the server's own log. */
-export async function checkCrashLoop(db: TestDatabase, r: CrashLoopResult, stepsPerRun: number): Promise<CrashLoopChecks> {
-  const q = async <T extends pg.QueryResultRow>(sql: string, args: unknown[] = []) => (await db.pool.query<T>(sql, args)).rows;
-  const statuses = Object.fromEntries((await q<{ status: string; n: number }>(
-    `select status, count(*)::int as n from runproof.runs where id = any ($1) group by status`, [r.runIds])).map((x) => [x.status, x.n]));
+export async function checkCrashLoop(
+  db: TestDatabase,
+  r: CrashLoopResult,
+  stepsPerRun: number,
+): Promise<CrashLoopChecks> {
+  const q = async <T extends pg.QueryResultRow>(sql: string, args: unknown[] = []) =>
+    (await db.pool.query<T>(sql, args)).rows;
+  const statuses = Object.fromEntries(
+    (
+      await q<{ status: string; n: number }>(
+        `select status, count(*)::int as n from runproof.runs where id = any ($1) group by status`,
+        [r.runIds],
+      )
+    ).map((x) => [x.status, x.n]),
+  );
   const perStep = await q<{ run_id: string; plan_step: number; succeeded: number; recorded_at: Date | null }>(
     `select r.id as run_id, p.plan_step, count(s.*) filter (where s.status = 'succeeded')::int as succeeded,
             max(s.recorded_at) filter (where s.status = 'succeeded') as recorded_at
        from runproof.runs r cross join generate_series(0, $2 - 1) p(plan_step)
        left join runproof.trace_steps s on s.tenant_id = r.tenant_id and s.run_id = r.id and s.plan_step = p.plan_step
-      where r.id = any ($1) group by r.id, p.plan_step`, [r.runIds, stepsPerRun]);
-  const recordedAt = new Map(perStep.map((s) => [`${s.run_id}:${s.plan_step}`, s.recorded_at?.getTime() ?? null]));
+      where r.id = any ($1) group by r.id, p.plan_step`,
+    [r.runIds, stepsPerRun],
+  );
+  const recordedAt = new Map(
+    perStep.map((s) => [`${s.run_id}:${s.plan_step}`, s.recorded_at?.getTime() ?? null]),
+  );
   const byKey = new Map<string, number>();
   for (const req of r.server.requests) byKey.set(req.key, (byKey.get(req.key) ?? 0) + 1);
   const requestsAfterSuccess = r.server.requests
-    .filter((req) => { const t = recordedAt.get(req.key); return t !== undefined && t !== null && req.at > t; })
+    .filter((req) => {
+      const t = recordedAt.get(req.key);
+      return t !== undefined && t !== null && req.at > t;
+    })
     .map((req) => ({ key: req.key, at: req.at, recorded_at: recordedAt.get(req.key)! }));
   const proofRows = await q<{ verification_status: string; guard_status: string; n: number }>(
     `select p.verification_status, p.guard_status, count(*)::int as n
-       from runproof.runs r cross join lateral runproof.run_proof(r.tenant_id, r.id) p where r.id = any ($1) group by 1, 2`, [r.runIds]);
+       from runproof.runs r cross join lateral runproof.run_proof(r.tenant_id, r.id) p where r.id = any ($1) group by 1, 2`,
+    [r.runIds],
+  );
   const [{ locked, left }] = await q<{ locked: number; left: number }>(
-    `select count(*) filter (where locked_by is not null)::int as locked, count(*)::int as left from graphile_worker.jobs`);
-  const [{ aborted, crashed, max_attempts }] = await q<{ aborted: number; crashed: number; max_attempts: number }>(
+    `select count(*) filter (where locked_by is not null)::int as locked, count(*)::int as left from graphile_worker.jobs`,
+  );
+  const [{ aborted, crashed, max_attempts }] = await q<{
+    aborted: number;
+    crashed: number;
+    max_attempts: number;
+  }>(
     `select (select count(*)::int from runproof.traces where run_id = any ($1) and status = 'aborted') as aborted,
             (select count(*)::int from runproof.incidents where run_id = any ($1) and kind = 'worker_crashed') as crashed,
-            (select max(attempts)::int from runproof.runs where id = any ($1)) as max_attempts`, [r.runIds]);
-  const sum = (rows: { n: number }[], key: (x: any) => string) => rows.reduce<Record<string, number>>((a, x) => ({ ...a, [key(x)]: (a[key(x)] ?? 0) + x.n }), {});
+            (select max(attempts)::int from runproof.runs where id = any ($1)) as max_attempts`,
+    [r.runIds],
+  );
+  const sum = (rows: { n: number }[], key: (x: any) => string) =>
+    rows.reduce<Record<string, number>>((a, x) => ({ ...a, [key(x)]: (a[key(x)] ?? 0) + x.n }), {});
   return {
     statuses,
-    stepsNotExactlyOnce: perStep.filter((s) => s.succeeded !== 1).map(({ run_id, plan_step, succeeded }) => ({ run_id, plan_step, succeeded })),
+    stepsNotExactlyOnce: perStep
+      .filter((s) => s.succeeded !== 1)
+      .map(({ run_id, plan_step, succeeded }) => ({ run_id, plan_step, succeeded })),
     succeededSteps: perStep.reduce((a, s) => a + s.succeeded, 0),
     distinctKeys: byKey.size,
     requests: r.server.requests.length,
@@ -383,14 +495,21 @@ export async function loadRun(db: TestDatabase, o: LoadOptions): Promise<LoadRes
   const log = o.log ?? (() => {});
   await registerSkillsInDatabase(db.pool, new SkillRegistry(builtinSkills()));
   const fixtures: Array<{ tenantId: string; agentId: string }> = [];
-  for (let i = 0; i < o.tenants; i++) fixtures.push(await tenantWithAgent(db.pool, { budgetCents: 1_000_000 }));
+  for (let i = 0; i < o.tenants; i++)
+    fixtures.push(await tenantWithAgent(db.pool, { budgetCents: 1_000_000 }));
   const deadlocks = async () => {
     await db.pool.query(`select pg_stat_clear_snapshot()`);
-    const { rows: [r] } = await db.pool.query<{ n: number }>(`select deadlocks::int as n from pg_stat_database where datname = current_database()`);
+    const {
+      rows: [r],
+    } = await db.pool.query<{ n: number }>(
+      `select deadlocks::int as n from pg_stat_database where datname = current_database()`,
+    );
     return r.n;
   };
   const deadlocksBefore = await deadlocks();
-  const workers = Array.from({ length: o.workers }, () => spawnWorker(db.url, { concurrency: o.concurrency }));
+  const workers = Array.from({ length: o.workers }, () =>
+    spawnWorker(db.url, { concurrency: o.concurrency }),
+  );
   const runIds: string[] = [];
   const enqueueErrors: string[] = [];
   let steps = 0;
@@ -398,29 +517,43 @@ export async function loadRun(db: TestDatabase, o: LoadOptions): Promise<LoadRes
     await Promise.all(workers.map((w) => w.ready));
     const t0 = Date.now();
     let next = 0;
-    const clients = await Promise.all(Array.from({ length: o.clients }, async () => {
-      const c = new pg.Client({ connectionString: db.url });
-      c.on("error", () => {});
-      await c.connect();
-      return c;
-    }));
+    const clients = await Promise.all(
+      Array.from({ length: o.clients }, async () => {
+        const c = new pg.Client({ connectionString: db.url });
+        c.on("error", () => {});
+        await c.connect();
+        return c;
+      }),
+    );
     try {
-      await Promise.all(clients.map(async (c) => {
-        for (let i = next++; i < o.runs; i = next++) {
-          const f = fixtures[i % fixtures.length];
-          const n = 1 + (i % 2);
-          steps += n;
-          const plan = { version: 1, planner: "load", steps: Array.from({ length: n }, (_, s) => ({ skill: "noop", input: { run: i, step: s } })) };
-          try {
-            const { rows: [r] } = await c.query(`select id from runproof.enqueue_run($1, $2, $3, 'reliability-load', $4)`,
-              [f.tenantId, f.agentId, `load run ${i}`, JSON.stringify(plan)]);
-            runIds.push(r.id);
-          } catch (e) {
-            enqueueErrors.push(`${(e as pg.DatabaseError).code}: ${(e as Error).message}`);
+      await Promise.all(
+        clients.map(async (c) => {
+          for (let i = next++; i < o.runs; i = next++) {
+            const f = fixtures[i % fixtures.length];
+            const n = 1 + (i % 2);
+            steps += n;
+            const plan = {
+              version: 1,
+              planner: "load",
+              steps: Array.from({ length: n }, (_, s) => ({ skill: "noop", input: { run: i, step: s } })),
+            };
+            try {
+              const {
+                rows: [r],
+              } = await c.query(`select id from runproof.enqueue_run($1, $2, $3, 'reliability-load', $4)`, [
+                f.tenantId,
+                f.agentId,
+                `load run ${i}`,
+                JSON.stringify(plan),
+              ]);
+              runIds.push(r.id);
+            } catch (e) {
+              enqueueErrors.push(`${(e as pg.DatabaseError).code}: ${(e as Error).message}`);
+            }
+            if (runIds.length % 1000 === 0) log(`${runIds.length} runs enqueued`);
           }
-          if (runIds.length % 1000 === 0) log(`${runIds.length} runs enqueued`);
-        }
-      }));
+        }),
+      );
     } finally {
       await Promise.all(clients.map((c) => c.end().catch(() => {})));
     }
@@ -428,16 +561,38 @@ export async function loadRun(db: TestDatabase, o: LoadOptions): Promise<LoadRes
     log(`enqueued ${runIds.length} runs in ${enqueueSeconds.toFixed(1)} s`);
     let lastLog = 0;
     const finished = await waitUntilFinished(db.pool, null, o.finishTimeoutMs, (left) => {
-      if (Date.now() - lastLog > 10_000) { lastLog = Date.now(); log(`${left} runs left`); }
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now();
+        log(`${left} runs left`);
+      }
     });
-    const { rows: [span] } = await db.pool.query<{ s: number }>(
-      `select extract(epoch from max(finished_at) - $1::timestamptz)::float8 as s from runproof.runs`, [new Date(t0)]);
+    const {
+      rows: [span],
+    } = await db.pool.query<{ s: number }>(
+      `select extract(epoch from max(finished_at) - $1::timestamptz)::float8 as s from runproof.runs`,
+      [new Date(t0)],
+    );
     await sleep(1200); // statistics reach pg_stat_database within a second of each transaction
     const deadlocksAfter = await deadlocks();
-    const workerErrors = workers.flatMap((w) => w.stderr().split("\n").filter((l) => /"level":(50|60)/.test(l)));
+    const workerErrors = workers.flatMap((w) =>
+      w
+        .stderr()
+        .split("\n")
+        .filter((l) => /"level":(50|60)/.test(l)),
+    );
     return {
-      runIds, steps, enqueueSeconds, totalSeconds: span.s, finished, enqueueErrors, workerErrors, deadlocksBefore, deadlocksAfter,
-      deadlockMessages: [...enqueueErrors, ...workers.flatMap((w) => w.stderr().split("\n"))].filter((l) => /40P01|deadlock/i.test(l)),
+      runIds,
+      steps,
+      enqueueSeconds,
+      totalSeconds: span.s,
+      finished,
+      enqueueErrors,
+      workerErrors,
+      deadlocksBefore,
+      deadlocksAfter,
+      deadlockMessages: [...enqueueErrors, ...workers.flatMap((w) => w.stderr().split("\n"))].filter((l) =>
+        /40P01|deadlock/i.test(l),
+      ),
     };
   } finally {
     await Promise.all(workers.map((w) => stopWorker(w)));

@@ -1,21 +1,24 @@
 // Skill contexts and real local HTTP servers for the skill tests (no network beyond 127.0.0.1).
-import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type pg from 'pg';
-import { loadConfig, type Config } from '../../src/lib/config.ts';
-import type { SkillContext } from '../../src/skills/types.ts';
+import { randomUUID } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type pg from "pg";
+import { loadConfig, type Config } from "../../src/lib/config.ts";
+import type { SkillContext } from "../../src/skills/types.ts";
 
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig(env);
 }
 
 /** A pool that fails loudly: the skills under test must not touch the database. */
-const noDatabase = new Proxy({}, {
-  get() {
-    throw new Error('this test has no database');
+const noDatabase = new Proxy(
+  {},
+  {
+    get() {
+      throw new Error("this test has no database");
+    },
   },
-}) as pg.Pool;
+) as pg.Pool;
 
 export function skillContext(overrides: Partial<SkillContext> = {}): SkillContext {
   const runId = overrides.runId ?? randomUUID();
@@ -57,7 +60,12 @@ export async function startServer(
   const server = http.createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const received = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+    const received = {
+      method: req.method!,
+      url: req.url!,
+      headers: req.headers,
+      body: Buffer.concat(chunks).toString("utf8"),
+    };
     requests.push(received);
     try {
       await handler(received, res);
@@ -66,7 +74,7 @@ export async function startServer(
       if (!res.destroyed) res.destroy(err as Error);
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -80,8 +88,17 @@ export async function startServer(
   };
 }
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
+export function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: http.OutgoingHttpHeaders = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }

@@ -9,7 +9,13 @@ test("crash loop: 50 runs x 5 side effects, 100 SIGKILLs of 3 worker processes",
   const db = await createTestDatabase("stress-crash-loop");
   t.teardown(() => db.drop());
   await runCrashLoop(t, db, {
-    runs: 50, stepsPerRun: 5, kills: 100, workers: 3, concurrency: 2,
-    killGapMs: [300, 1500], effectDelayMs: [800, 2400], finishTimeoutMs: 180_000,
+    runs: 50,
+    stepsPerRun: 5,
+    kills: 100,
+    workers: 3,
+    concurrency: 2,
+    killGapMs: [300, 1500],
+    effectDelayMs: [800, 2400],
+    finishTimeoutMs: 180_000,
   });
 });

@@ -8,5 +8,12 @@ test("load: 10,000 runs from 32 concurrent SQL clients, 4 worker processes", asy
   t.timeout(600_000);
   const db = await createTestDatabase("stress-load");
   t.teardown(() => db.drop());
-  await runLoad(t, db, { runs: 10_000, clients: 32, workers: 4, concurrency: 4, tenants: 16, finishTimeoutMs: 480_000 });
+  await runLoad(t, db, {
+    runs: 10_000,
+    clients: 32,
+    workers: 4,
+    concurrency: 4,
+    tenants: 16,
+    finishTimeoutMs: 480_000,
+  });
 });
