@@ -1,1 +1,2 @@
--- Enter migration here
+-- The change being developed: edit sql/, include each changed file here (--!include <path under sql/>),
+-- add table changes as plain SQL, and commit it with `npm run gm -- commit -m "..."` (docs/CONVENTIONS.md).

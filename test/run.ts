@@ -75,7 +75,8 @@ async function recreateTemplate(rootUrl: string): Promise<void> {
   try {
     await client.query(`drop database if exists ${ident} with (force)`);
     await client.query(`create database ${ident}`);
-    await migrateDatabase(databaseUrlWithName(rootUrl, TEMPLATE));
+    // With migrations/current.sql, the change being developed, as its last migration.
+    await migrateDatabase(databaseUrlWithName(rootUrl, TEMPLATE), { withCurrent: true });
     // Nobody may connect to the template any more: a stray connection would
     // make every `CREATE DATABASE ... TEMPLATE` fail. Cloning still works.
     await client.query(`alter database ${ident} allow_connections false`);

@@ -1,11 +1,5 @@
---! Previous: sha1:a15eb8372c4e02b0a7ce70cc84a8ea8d635b4cf0
---! Hash: sha1:1022782f505d60b503ff5986c416f1298da6c09e
---! Message: verify_all pieces shared
-
--- verify_all's ledger-wide rows and its orphan rows become functions of their own, so the CLI's
--- verify-all (which verifies run by run to show progress) reports exactly what verify_all does
--- instead of re-implementing part of it.
--- Idempotent: graphile-migrate re-runs current.sql on every save in `watch` mode.
+-- The whole ledger: every run's chain and guard status, rows no run leads to, and ledger-wide
+-- problems now (a guard not live, a schema object changed outside a migration). Empty means intact.
 
 create or replace function runproof_private.ledger_problems() returns table (reason text, guard_status text)
   language plpgsql stable
@@ -81,5 +75,3 @@ end
 $$;
 comment on function runproof.verify_all() is
   'Verifies every run the caller can see. Lists first one row without a run for each ledger-wide problem now (runproof_private.ledger_problems), then each run whose chain is not VERIFIED or IN_PROGRESS, or during whose recorded lifetime a guard-weakening schema change was made outside a RunProof migration (guard_status UNGUARDED), then traces and steps that no run leads to (runproof_private.orphan_rows). An empty result means the ledger is intact.';
-
-revoke execute on function runproof_private.ledger_problems(), runproof_private.orphan_rows() from public;

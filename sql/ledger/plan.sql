@@ -1,0 +1,110 @@
+-- A run's plan is checked when it is stored, in SQL, whoever stores it: its shape and size, and
+-- that it names only registered, enabled skills. A run cannot start without a valid plan.
+
+create or replace function runproof_private.validate_plan(p_plan jsonb) returns void
+  language plpgsql stable
+  set search_path = pg_catalog
+  as $$
+declare
+  v_step jsonb;
+  v_i integer := 0;
+  v_skill text;
+  v_key text;
+begin
+  if p_plan is null then
+    return;
+  end if;
+  if jsonb_typeof(p_plan) <> 'object' then
+    raise exception 'plan must be a JSON object, got %', jsonb_typeof(p_plan)
+      using errcode = 'RPPLN', hint = 'pass {"version": 1, "steps": [{"skill": "...", "input": {...}}]}';
+  end if;
+  if octet_length(p_plan::text) > 1048576 then
+    raise exception 'plan is % bytes; at most 1 MiB is allowed', octet_length(p_plan::text)
+      using errcode = 'RPPLN', hint = 'keep large data out of the plan: have a step fetch it';
+  end if;
+  for v_key in select jsonb_object_keys(p_plan) loop
+    if v_key not in ('version', 'planner', 'steps', 'notes') then
+      raise exception 'plan has unknown key %', quote_literal(v_key)
+        using errcode = 'RPPLN', hint = 'a plan has the keys version, planner, steps and notes';
+    end if;
+  end loop;
+  if p_plan -> 'version' is distinct from '1'::jsonb then
+    raise exception 'plan version must be 1'
+      using errcode = 'RPPLN', hint = 'set "version": 1';
+  end if;
+  if p_plan ? 'planner' and jsonb_typeof(p_plan -> 'planner') <> 'string' then
+    raise exception 'plan planner must be a string' using errcode = 'RPPLN', hint = 'name the planner, e.g. "builtin"';
+  end if;
+  if jsonb_typeof(p_plan -> 'steps') is distinct from 'array' or jsonb_array_length(p_plan -> 'steps') = 0 then
+    raise exception 'plan must have a non-empty "steps" array'
+      using errcode = 'RPPLN', hint = 'add at least one step: {"skill": "...", "input": {...}}';
+  end if;
+  if jsonb_array_length(p_plan -> 'steps') > 1000 then
+    raise exception 'plan has % steps; at most 1000 are allowed', jsonb_array_length(p_plan -> 'steps')
+      using errcode = 'RPPLN', hint = 'split the work into several runs';
+  end if;
+  for v_step in select value from jsonb_array_elements(p_plan -> 'steps') loop
+    if jsonb_typeof(v_step) <> 'object' then
+      raise exception 'plan step % must be an object', v_i
+        using errcode = 'RPPLN', hint = 'each step is {"skill": "...", "input": {...}}';
+    end if;
+    for v_key in select jsonb_object_keys(v_step) loop
+      if v_key not in ('skill', 'input', 'title', 'timeout_ms') then
+        raise exception 'plan step % has unknown key %', v_i, quote_literal(v_key)
+          using errcode = 'RPPLN', hint = 'a step has the keys skill, input, title and timeout_ms';
+      end if;
+    end loop;
+    if jsonb_typeof(v_step -> 'skill') is distinct from 'string' then
+      raise exception 'plan step % has no skill name', v_i
+        using errcode = 'RPPLN', hint = 'set "skill" to a registered skill (select name from runproof.skills)';
+    end if;
+    v_skill := v_step ->> 'skill';
+    if not exists (select 1 from runproof.skills s where s.name = v_skill and s.enabled) then
+      raise exception 'plan step % names unknown skill %', v_i, quote_literal(v_skill)
+        using errcode = 'RPSKL',
+              detail = 'registered skills: ' || coalesce((select string_agg(name, ', ' order by name) from runproof.skills where enabled), '(none)'),
+              hint = 'use a registered skill; a worker registers its skills in runproof.skills when it starts';
+    end if;
+    if v_step ? 'input' and jsonb_typeof(v_step -> 'input') <> 'object' then
+      raise exception 'plan step % input must be an object', v_i
+        using errcode = 'RPPLN', hint = 'pass the skill''s arguments as a JSON object';
+    end if;
+    -- Deeper input passes the jsonb parser but not the worker, which must serialise it again to
+    -- record the step (found by the bad-input catalogue: the attempt failed and was retried forever).
+    if v_step ? 'input' and jsonb_path_exists(v_step -> 'input', 'strict $.**{65}') then
+      raise exception 'plan step % input is nested more than 64 levels deep', v_i
+        using errcode = 'RPPLN', hint = 'flatten the input: at most 64 levels of objects and arrays';
+    end if;
+    if v_step ? 'timeout_ms' and (jsonb_typeof(v_step -> 'timeout_ms') <> 'number'
+        or (v_step ->> 'timeout_ms')::numeric not between 1 and 3600000) then
+      raise exception 'plan step % timeout_ms must be a number of milliseconds from 1 to 3600000', v_i
+        using errcode = 'RPPLN', hint = 'omit timeout_ms to use the skill''s default';
+    end if;
+    v_i := v_i + 1;
+  end loop;
+end
+$$;
+comment on function runproof_private.validate_plan(jsonb) is
+  'Raises RPPLN (malformed plan, including step input nested more than 64 levels deep) or RPSKL (unknown skill) unless the plan is valid and names only registered, enabled skills.';
+
+create or replace function runproof_private.tg_runs__plan_check() returns trigger
+  language plpgsql volatile
+  set search_path = pg_catalog
+  as $$
+begin
+  if new.plan is not null and (tg_op = 'INSERT' or old.plan is null) then
+    perform runproof_private.validate_plan(new.plan);
+    new.planned_at := coalesce(new.planned_at, now());
+  end if;
+  return new;
+end
+$$;
+comment on function runproof_private.tg_runs__plan_check() is
+  'Trigger: validates a plan when it is stored (shape, size, registered skills) and stamps planned_at.';
+
+create or replace trigger tg_runs__plan_check before insert or update of plan on runproof.runs
+  for each row execute function runproof_private.tg_runs__plan_check();
+alter table runproof.runs enable always trigger tg_runs__plan_check;
+insert into runproof_private.guard_descriptions (table_name, trigger_name, blocks, allows) values
+  ('runs', 'tg_runs__plan_check', 'storing a malformed plan (RPPLN) or one naming an unregistered skill (RPSKL)', 'storing a valid plan once')
+on conflict (table_name, trigger_name) do update set blocks = excluded.blocks, allows = excluded.allows;
