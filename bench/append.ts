@@ -41,8 +41,8 @@ const DUMMY_HASH = randomBytes(32);
 const LEDGER_ONE = {
   name: "bench_ledger_one",
   text: `with d as (
-      insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
-      values ($1, $2, $3, $4, $4, 'noop', 'allow', 'bench')
+      insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+      values ($1, $2, $3, $4, $4, 'noop', 'allow', 'daily_budget', 'bench')
       returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
     insert into runproof.trace_steps (${STEP_COLUMNS})
     select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,
@@ -61,7 +61,7 @@ const PLAIN2_ONE = {
   name: "bench_plain2_one",
   text: `with d as (
       insert into bench.plain_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
-      values ($1, $2, $3, $4, $4, 'noop', 'allow', 'bench')
+      values ($1, $2, $3, $4, $4, 'noop', 'allow', 'daily_budget', 'bench')
       returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
     insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash)
     select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,

@@ -156,7 +156,7 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
   }
   const url = databaseUrlWithName(rootUrl, BENCH_DB);
   log("migrating (graphile-worker schema, then migrations/committed)");
-  await migrateDatabase(url);
+  await migrateDatabase(url, { withCurrent: true });
 
   let stopped: Promise<void> | undefined;
   return {
@@ -313,8 +313,8 @@ export const STEP_COLUMNS =
  */
 export const SET_BASED_APPEND = `
   with d as (
-    insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
-    select $1, $2, $3, g, g, 'noop', 'allow', 'bench' from generate_series($4::int, $5::int - 1) g
+    insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+    select $1, $2, $3, g, g, 'noop', 'allow', 'daily_budget', 'bench' from generate_series($4::int, $5::int - 1) g
     returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
   insert into runproof.trace_steps (${STEP_COLUMNS})
   select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,

@@ -56,8 +56,8 @@ export async function buildManyRuns(
       // Decision i then step i, trace by trace (see SET_BASED_APPEND in lib.ts).
       await c.query(
         `with d as (
-           insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
-           select t.tenant_id, t.run_id, t.id, g, g, 'noop', 'allow', 'bench'
+           insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+           select t.tenant_id, t.run_id, t.id, g, g, 'noop', 'allow', 'daily_budget', 'bench'
              from runproof.traces t cross join generate_series(0, $3::int - 1) g
             where t.tenant_id = $1 and t.run_id = any($2::uuid[])
             order by t.id, g

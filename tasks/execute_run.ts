@@ -12,7 +12,6 @@ import {
   inTransaction,
   isConnectionLost,
   runJobPayload,
-  TERMINAL,
   type RunRow,
   type WorkerContext,
 } from "../src/lib/worker-context.ts";
@@ -29,7 +28,8 @@ interface EndAttempt {
   error?: string | null;
   incident?: string | null;
   details?: object;
-  retryAt?: Date | null;
+  /** Backoff base for a retry; SQL scales it by the failed attempts. */
+  retryBaseMs?: number;
   metadata?: object | null;
 }
 
@@ -37,7 +37,11 @@ async function endAttempt(db: pg.Pool | pg.PoolClient, a: Attempt, e: EndAttempt
   const {
     rows: [run],
   } = await db.query<RunRow>(
-    `select * from runproof_private.end_attempt($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    `select r.*, runproof_private.is_terminal_status(r.status) as finished
+       from runproof_private.end_attempt(
+         p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_trace_status => $4, p_run_status => $5,
+         p_error => $6, p_incident_kind => $7, p_incident_details => $8, p_retry_base_ms => $9,
+         p_trace_metadata => $10) r`,
     [
       a.tenantId,
       a.runId,
@@ -47,7 +51,7 @@ async function endAttempt(db: pg.Pool | pg.PoolClient, a: Attempt, e: EndAttempt
       e.error ?? null,
       e.incident ?? null,
       e.details ?? {},
-      e.retryAt ?? null,
+      e.retryBaseMs ?? 1000,
       e.metadata ?? null,
     ],
   );
@@ -70,7 +74,10 @@ interface StepRecord {
 
 async function recordStep(db: pg.Pool | pg.PoolClient, a: Attempt, s: StepRecord): Promise<void> {
   await db.query(
-    `select 1 from runproof_private.record_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+    `select 1 from runproof_private.record_step(
+       p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_plan_step => $5,
+       p_skill => $6, p_status => $7, p_input => $8, p_output => $9, p_error => $10,
+       p_started_at => $11, p_finished_at => $12, p_duration_ms => $13, p_cost_cents => $14, p_level => $15)`,
     [
       a.tenantId,
       a.runId,
@@ -91,11 +98,6 @@ async function recordStep(db: pg.Pool | pg.PoolClient, a: Attempt, s: StepRecord
   );
 }
 
-/** Exponential backoff for the next attempt: base, 2 x base, 4 x base, ... capped at 10 minutes. */
-export function retryDelayMs(baseMs: number, failedAttempts: number): number {
-  return Math.min(baseMs * 2 ** Math.max(0, failedAttempts - 1), 600_000);
-}
-
 export function createExecuteRunTask(ctx: WorkerContext): Task {
   return async (payload, helpers) => {
     await ctx.registerWorker(helpers.job.locked_by);
@@ -103,28 +105,27 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
     const log = ctx.logger.child({ run_id: runId, job_id: helpers.job.id });
     let {
       rows: [run],
-    } = await ctx.pool.query<RunRow>(`select * from runproof.runs where tenant_id = $1 and id = $2`, [
-      tenantId,
-      runId,
-    ]);
-    if (!run || TERMINAL.has(run.status)) return;
+    } = await ctx.pool.query<RunRow>(
+      `select r.*, runproof.runs_is_finished(r) as finished from runproof.runs r where tenant_id = $1 and id = $2`,
+      [tenantId, runId],
+    );
+    if (!run || run.finished) return;
     if (run.status === "pending")
       throw new Error(`run ${runId} has no plan yet; plan_run must store one first`);
     if (run.status === "running") {
       // The previous holder of this job died mid-attempt: close its trace as aborted first.
       ({
         rows: [run],
-      } = await ctx.pool.query<RunRow>(`select * from runproof_private.recover_orphan($1, $2, $3)`, [
-        tenantId,
-        runId,
-        helpers.job.locked_by,
-      ]));
+      } = await ctx.pool.query<RunRow>(
+        `select r.*, runproof.runs_is_finished(r) as finished from runproof_private.recover_orphan($1, $2, $3) r`,
+        [tenantId, runId, helpers.job.locked_by],
+      ));
       log.warn(
         { resume_at: run.next_plan_step, status: run.status },
         "recovered a run abandoned by a dead worker",
       );
       // Abandoned too often without progress: recover_orphan failed the run.
-      if (TERMINAL.has(run.status)) return;
+      if (run.finished) return;
     }
     const cancelReason = await cancelRequested(ctx, tenantId, runId);
     if (cancelReason !== null) {
@@ -161,7 +162,7 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
           runStatus: "retrying",
           error: `worker error: ${(e as Error).message}`,
           incident: "step_failed",
-          retryAt: new Date(Date.now() + ctx.config.retryBaseMs),
+          retryBaseMs: ctx.config.retryBaseMs,
         });
       } catch (e2) {
         // The database is unreachable (or the close failed): fail the job, so graphile-worker runs
@@ -224,34 +225,18 @@ async function executeSteps(
     const {
       rows: [decision],
     } = await ctx.pool.query<{ decision: string; reason: string }>(
-      `select decision, reason from runproof_private.decide_step($1, $2, $3, $4, $5, $6, $7)`,
+      `select decision, reason from runproof_private.decide_step(
+         p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_plan_step => $5,
+         p_skill => $6, p_estimated_cents => $7)`,
       [a.tenantId, a.runId, a.traceId, stepIndex, planStep, step.skill, skill?.costCents ?? 0],
     );
-    const now = new Date();
     if (decision.decision === "deny") {
-      const kind = /budget/.test(decision.reason) ? "budget_exceeded" : "skill_denied";
-      await inTransaction(ctx.pool, async (c) => {
-        await recordStep(c, a, {
-          stepIndex,
-          planStep,
-          skill: step.skill,
-          status: "denied",
-          input: step.input,
-          output: null,
-          error: null,
-          startedAt: now,
-          finishedAt: now,
-          durationMs: 0,
-          costCents: 0,
-        });
-        await endAttempt(c, a, {
-          traceStatus: "failed",
-          runStatus: "halted",
-          error: `policy denied step ${planStep}: ${decision.reason}`,
-          incident: kind,
-          details: { plan_step: planStep, skill: step.skill, reason: decision.reason },
-        });
-      });
+      // SQL records the denied step and halts the run, with the incident the rule calls for.
+      await ctx.pool.query(
+        `select 1 from runproof_private.record_denial(
+           p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_input => $5)`,
+        [a.tenantId, a.runId, a.traceId, stepIndex, JSON.stringify(redact(step.input ?? {}))],
+      );
       log.warn({ plan_step: planStep, reason: decision.reason }, "run halted by policy");
       return;
     }
@@ -260,12 +245,6 @@ async function executeSteps(
     // A failed step ends the attempt: recorded with its error, the run retried (transient) or failed.
     const failStep = async (err: SkillError) => {
       const finishedAt = new Date();
-      const {
-        rows: [{ failed }],
-      } = await ctx.pool.query<{ failed: number }>(
-        `select count(*)::int + 1 as failed from runproof.traces where tenant_id = $1 and run_id = $2 and status = 'failed'`,
-        [a.tenantId, a.runId],
-      );
       const message = `${err.code}: ${err.message}`;
       // A worker shutting down aborts the call: the attempt is abandoned (aborted), not failed,
       // so it does not count against max_attempts, and the run resumes at once elsewhere.
@@ -300,9 +279,7 @@ async function executeSteps(
                 error: `step ${planStep} (${step.skill}) failed: ${message}`,
                 incident: err.transient ? "step_failed" : "run_failed",
                 details: { plan_step: planStep, skill: step.skill, code: err.code, transient: err.transient },
-                retryAt: err.transient
-                  ? new Date(Date.now() + retryDelayMs(ctx.config.retryBaseMs, failed))
-                  : null,
+                retryBaseMs: ctx.config.retryBaseMs,
               },
         );
       });

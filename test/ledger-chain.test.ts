@@ -73,7 +73,7 @@ test("a hash supplied by the client is rejected", async (t) => {
   const runId = await insertRun(db.pool, f);
   const traceId = await startAttempt(db.pool, f, runId);
   await db.pool.query(
-    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 0, 0, 'noop', 'allow', 't')`,
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason) values ($1, $2, $3, 0, 0, 'noop', 'allow', 'daily_budget', 't')`,
     [f.tenantId, runId, traceId],
   );
   const e = await pgError(
@@ -97,7 +97,7 @@ test("a gap, a duplicate index and an append to a sealed trace are rejected", as
   t.regex(early.message, /a decision for step 2 of trace .* is not for its next step/);
   // ...and by the chain itself.
   await db.pool.query(
-    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 1, 1, 'noop', 'allow', 't')`,
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason) values ($1, $2, $3, 1, 1, 'noop', 'allow', 'daily_budget', 't')`,
     [f.tenantId, runId, traceId],
   );
   const gap = await pgError(
@@ -154,7 +154,7 @@ test("a step cannot exist without its policy decision, and must match it", async
     c.release();
   }
   await db.pool.query(
-    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 0, 0, 'noop', 'deny', 'over budget')`,
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason) values ($1, $2, $3, 0, 0, 'noop', 'deny', 'daily_budget', 'over budget')`,
     [f.tenantId, runId, traceId],
   );
   const mismatch = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, "succeeded", "allow"]));

@@ -66,7 +66,7 @@ test("replica mode skips foreign keys, but a step still needs its policy decisio
     t.is(e.code, "RPCHN");
     t.is(e.message, `step 0 of trace ${tr} has no policy decision`);
     await c.query(
-      `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 0, 0, 'noop', 'deny', 'no')`,
+      `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason) values ($1, $2, $3, 0, 0, 'noop', 'deny', 'allowed_skills', 'no')`,
       [f.tenantId, runId, tr],
     );
     const lie = await pgError(
@@ -88,7 +88,7 @@ test("a policy decision is only for the next step", async (t) => {
   const tr = await startAttempt(db.pool, f, runId);
   const e = await pgError(
     db.pool.query(
-      `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason) values ($1, $2, $3, 5, 5, 'noop', 'allow', 'early')`,
+      `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason) values ($1, $2, $3, 5, 5, 'noop', 'allow', 'daily_budget', 'early')`,
       [f.tenantId, runId, tr],
     ),
   );

@@ -141,8 +141,8 @@ attack("A", "INSERT a step with a hash of the attacker's choosing", async (t) =>
   const runId = await insertRun(dbA.pool, fA, { steps: 2 });
   const traceId = await startAttempt(dbA.pool, fA, runId);
   await dbA.pool.query(
-    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
-    values ($1, $2, $3, 0, 0, 'noop', 'allow', 'test')`,
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+    values ($1, $2, $3, 0, 0, 'noop', 'allow', 'daily_budget', 'test')`,
     [fA.tenantId, runId, traceId],
   );
   const e = await pgError(

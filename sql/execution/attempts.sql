@@ -68,7 +68,7 @@ comment on function runproof_private.seal_trace(uuid, uuid, text, jsonb) is
 create or replace function runproof_private.end_attempt(
   p_tenant_id uuid, p_run_id uuid, p_trace_id uuid, p_trace_status text, p_run_status text,
   p_error text default null, p_incident_kind text default null, p_incident_details jsonb default '{}',
-  p_retry_at timestamptz default null, p_trace_metadata jsonb default null)
+  p_retry_base_ms integer default 1000, p_trace_metadata jsonb default null)
   returns runproof.runs
   language plpgsql volatile
   set search_path = pg_catalog
@@ -99,11 +99,13 @@ begin
             coalesce(p_error, p_incident_kind), coalesce(p_incident_details, '{}'));
   end if;
   if v.status = 'retrying' then
-    perform runproof_private.add_run_job('execute_run', p_tenant_id, p_run_id, p_retry_at);
+    -- Exponential backoff over the failed attempts (base, 2 x base, 4 x base ...), at most 10 minutes.
+    perform runproof_private.add_run_job('execute_run', p_tenant_id, p_run_id,
+      now() + make_interval(secs => least(p_retry_base_ms * 2 ^ greatest(coalesce(v_failed, 0) - 1, 0), 600000) / 1000.0));
   end if;
   delete from runproof_private.cancel_requests c where c.tenant_id = p_tenant_id and c.run_id = p_run_id and runproof_private.is_terminal_status(v.status);
   return v;
 end
 $$;
-comment on function runproof_private.end_attempt(uuid, uuid, uuid, text, text, text, text, jsonb, timestamptz, jsonb) is
-  'Ends an attempt in one transaction: seals its trace, moves the run on (a retry is scheduled as a new job at p_retry_at; no attempts left fails the run), and records the incident.';
+comment on function runproof_private.end_attempt(uuid, uuid, uuid, text, text, text, text, jsonb, integer, jsonb) is
+  'Ends an attempt in one transaction: seals its trace, moves the run on (a retry is scheduled as a new job after an exponential backoff from p_retry_base_ms over the failed attempts, at most 10 minutes; no attempts left fails the run), and records the incident.';

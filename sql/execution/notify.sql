@@ -12,7 +12,8 @@ begin
     return null;
   end if;
   v_payload := json_build_object('event', 'run', 'tenant_id', new.tenant_id, 'run_id', new.id, 'status', new.status,
-    'attempts', new.attempts, 'next_plan_step', new.next_plan_step, 'error', new.error)::text;
+    'attempts', new.attempts, 'next_plan_step', new.next_plan_step, 'error', new.error,
+    'finished', runproof_private.is_terminal_status(new.status))::text;
   perform pg_notify('runproof:run:' || new.id, v_payload);
   perform pg_notify('runproof:tenant:' || new.tenant_id, v_payload);
   return null;

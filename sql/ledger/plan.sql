@@ -1,5 +1,6 @@
 -- A run's plan is checked when it is stored, in SQL, whoever stores it: its shape and size, and
--- that it names only registered, enabled skills. A run cannot start without a valid plan.
+-- that it names only registered, enabled skills. Once stored it never changes. A run cannot start
+-- without a valid plan (the table's runs_plan_before_start).
 
 create or replace function runproof_private.validate_plan(p_plan jsonb) returns void
   language plpgsql stable
@@ -91,8 +92,24 @@ create or replace function runproof_private.tg_runs__plan_check() returns trigge
   language plpgsql volatile
   set search_path = pg_catalog
   as $$
+declare
+  v_key text;
 begin
-  if new.plan is not null and (tg_op = 'INSERT' or old.plan is null) then
+  if tg_op = 'UPDATE' then
+    v_key := format('tenant_id=%s, id=%s', old.tenant_id, old.id);
+    if old.plan is not null then
+      if new.plan is distinct from old.plan then
+        perform runproof_private.raise_immutable('UPDATE', 'runs', v_key, 'changes the stored plan',
+          'a stored plan never changes; enqueue a new run with the new plan');
+      end if;
+      return new;
+    end if;
+    if new.plan is not null and old.status <> 'pending' then
+      perform runproof_private.raise_immutable('UPDATE', 'runs', v_key, 'stores a plan after planning',
+        'a plan can only be stored while the run is pending');
+    end if;
+  end if;
+  if new.plan is not null then
     perform runproof_private.validate_plan(new.plan);
     new.planned_at := coalesce(new.planned_at, now());
   end if;
@@ -100,11 +117,11 @@ begin
 end
 $$;
 comment on function runproof_private.tg_runs__plan_check() is
-  'Trigger: validates a plan when it is stored (shape, size, registered skills) and stamps planned_at.';
+  'Trigger: validates a plan when it is stored (shape, size, registered skills) and stamps planned_at; a stored plan never changes, and none is stored after planning. Fires for INSERT and for every UPDATE that sets the plan.';
 
 create or replace trigger tg_runs__plan_check before insert or update of plan on runproof.runs
   for each row execute function runproof_private.tg_runs__plan_check();
 alter table runproof.runs enable always trigger tg_runs__plan_check;
 insert into runproof_private.guard_descriptions (table_name, trigger_name, blocks, allows) values
-  ('runs', 'tg_runs__plan_check', 'storing a malformed plan (RPPLN) or one naming an unregistered skill (RPSKL)', 'storing a valid plan once')
+  ('runs', 'tg_runs__plan_check', 'storing a malformed plan (RPPLN) or one naming an unregistered skill (RPSKL); changing a stored plan, or storing one after planning (RPIMM)', 'storing a valid plan once, while the run is pending')
 on conflict (table_name, trigger_name) do update set blocks = excluded.blocks, allows = excluded.allows;

@@ -70,19 +70,8 @@ begin
       'changes ' || array_to_string(v_changed, ', '),
       'tenant, agent, goal, origin_system_id, idempotency_key and max_attempts never change; enqueue a new run instead');
   end if;
-  -- An UPDATE that does not set the plan keeps its stored (TOASTed) value, which has the same TOAST
-  -- chunk id in OLD and NEW (PostgreSQL 17+): then the plan cannot have changed, and the O(plan)
-  -- jsonb comparison is skipped. A new or small (inline) value has no chunk id and is compared.
-  if old.plan is not null
-     and not coalesce(pg_column_toast_chunk_id(new.plan) = pg_column_toast_chunk_id(old.plan), false)
-     and new.plan is distinct from old.plan then
-    perform runproof_private.raise_immutable('UPDATE', 'runs', v_key, 'changes the stored plan',
-      'a stored plan never changes; enqueue a new run with the new plan');
-  end if;
-  if old.plan is null and new.plan is not null and old.status <> 'pending' then
-    perform runproof_private.raise_immutable('UPDATE', 'runs', v_key, 'stores a plan after planning',
-      'a plan can only be stored while the run is pending');
-  end if;
+  -- The plan is guarded by tg_runs__plan_check, which fires whenever an UPDATE sets it (UPDATE OF
+  -- plan); an UPDATE that does not set the plan cannot change it, so it is not compared here.
   if runproof_private.is_terminal_status(old.status) then
     v_changed := array_remove(runproof_private.changed_columns(to_jsonb(old), to_jsonb(new)), 'updated_at');
   end if;
@@ -169,7 +158,7 @@ begin
 end
 $$;
 comment on function runproof_private.tg_runs__guard() is
-  'Trigger: runs are never deleted; identity, goal, origin and a stored plan never change; status follows the state machine; progress only moves forward while running; a final status seals trace_count and root_hash and freezes the run.';
+  'Trigger: runs are never deleted; identity, goal and origin never change (the plan: tg_runs__plan_check); status follows the state machine; progress only moves forward while running; a final status seals trace_count and root_hash and freezes the run.';
 
 -- Trigger order is by name: the origin and plan checks (the commonest mistakes) report before
 -- tg_runs__start_state.
@@ -184,6 +173,6 @@ alter table runproof.runs enable always trigger tg_runs__guard;
 alter table runproof.runs enable always trigger tg_runs__no_truncate;
 insert into runproof_private.guard_descriptions (table_name, trigger_name, blocks, allows) values
   ('runs', 'tg_runs__start_state', 'INSERT of a run that is not pending/planned, or already has attempts, progress or a seal (RPSTS), or whose agent is not its tenant''s (RPNFD, even in replica mode)', 'INSERT of a fresh run (runproof.enqueue_run)'),
-  ('runs', 'tg_runs__guard', 'DELETE; changing tenant, agent, goal, origin, idempotency key, max_attempts or a stored plan; any change to a finished run; progress outside an attempt or backwards; a client-supplied seal (RPIMM); a status change outside the state machine (RPSTS); a move to running without a new attempt, or to succeeded before every plan step succeeded and the last attempt completed (RPSTS)', 'status changes along runproof_private.run_status_transitions; plan stored once while pending; progress forward while running; the seal computed at the final status'),
+  ('runs', 'tg_runs__guard', 'DELETE; changing tenant, agent, goal, origin, idempotency key or max_attempts; any change to a finished run; progress outside an attempt or backwards; a client-supplied seal (RPIMM); a status change outside the state machine (RPSTS); a move to running without a new attempt, or to succeeded before every plan step succeeded and the last attempt completed (RPSTS)', 'status changes along runproof_private.run_status_transitions; plan stored once while pending; progress forward while running; the seal computed at the final status'),
   ('runs', 'tg_runs__no_truncate', 'TRUNCATE (RPIMM)', 'nothing')
 on conflict (table_name, trigger_name) do update set blocks = excluded.blocks, allows = excluded.allows;

@@ -1,5 +1,6 @@
 // `npm run graphql:schema`: regenerates schema.graphql (the GraphQL schema in SDL)
-// from a fresh, throwaway embedded Postgres migrated with the committed migrations,
+// from a fresh, throwaway embedded Postgres migrated with the committed migrations and
+// migrations/current.sql (as npm test migrates),
 // so the result depends on the migrations and src/graphql/ only.
 // `npm run graphql:schema -- --check` exits 1 if schema.graphql is stale instead.
 import fs from "node:fs";
@@ -17,7 +18,7 @@ async function main(): Promise<number> {
   try {
     await createDatabaseIfMissing(server.rootUrl, "runproof_schema");
     const url = databaseUrlWithName(server.rootUrl, "runproof_schema");
-    await migrateDatabase(url);
+    await migrateDatabase(url, { withCurrent: true }); // as npm test migrates its template
     const sdl = await printRunProofSchema(url);
     const rel = path.relative(REPO_ROOT, SCHEMA_FILE);
     const current = fs.existsSync(SCHEMA_FILE) ? fs.readFileSync(SCHEMA_FILE, "utf8") : null;

@@ -129,7 +129,6 @@ export const RUN_STATUSES = [
   "halted",
   "cancelled",
 ] as const;
-export const TERMINAL_STATUSES = new Set(["succeeded", "failed", "halted", "cancelled"]);
 
 export function runStatusArg(value: string): string {
   if (!(RUN_STATUSES as readonly string[]).includes(value)) {

@@ -16,7 +16,6 @@ import {
   out,
   printJson,
   requireTenant,
-  TERMINAL_STATUSES,
   usageError,
   withDatabase,
 } from "./common.ts";
@@ -268,8 +267,9 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
         rows: [run],
       } = await o.pool.query(
         `select id, tenant_id, agent_id, status, attempts, max_attempts, next_plan_step, cost_cents::float8 as cost_cents, error,
-                plan, created_at, started_at, finished_at, encode(root_hash, 'hex') as root_hash
-           from runproof.runs where tenant_id = $1 and id = $2`,
+                plan, created_at, started_at, finished_at, encode(root_hash, 'hex') as root_hash,
+                runproof.runs_is_finished(r) as finished
+           from runproof.runs r where tenant_id = $1 and id = $2`,
         [o.tenantId, o.runId],
       );
       if (!run) throw new CliError(`run ${o.runId} disappeared while being watched`);
@@ -308,7 +308,7 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
       if (steps.length || run.status !== lastStatus) lastProgressAt = Date.now();
       lastStatus = run.status;
 
-      if (TERMINAL_STATUSES.has(run.status)) {
+      if (run.finished) {
         const secs = ((Date.now() - started) / 1000).toFixed(1);
         line(
           `run ${run.id} ${run.status} after ${secs} s: ${run.attempts} attempt(s), ${run.next_plan_step}/${planSteps.length || "?"} plan steps done, cost ${fmtCents(run.cost_cents)}`,

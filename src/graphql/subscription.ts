@@ -27,7 +27,8 @@ import { extendSchema, gql } from "postgraphile/utils";
 const SNAPSHOT_SQL = `
   select 'runproof:run:' || r.id as topic,
          json_build_object('event', 'snapshot', 'tenant_id', r.tenant_id, 'run_id', r.id, 'status', r.status,
-           'attempts', r.attempts, 'next_plan_step', r.next_plan_step, 'error', r.error)::text as snapshot
+           'attempts', r.attempts, 'next_plan_step', r.next_plan_step, 'error', r.error,
+           'finished', runproof.runs_is_finished(r))::text as snapshot
     from runproof.runs r
    where r.id = $1`;
 
@@ -38,13 +39,12 @@ interface RunEvent {
   [key: string]: unknown;
 }
 
-const TERMINAL = new Set(["succeeded", "failed", "halted", "cancelled"]);
-
 /** Whether a NOTIFY payload (or the snapshot) shows the run in a final status. */
 function isFinalEvent(payload: unknown): boolean {
   try {
     const e = JSON.parse(String(payload)) as RunEvent;
-    return (e.event === "run" || e.event === "snapshot") && TERMINAL.has(String(e.status));
+    // SQL says whether the run is finished (tg_runs__notify, runs_is_finished).
+    return (e.event === "run" || e.event === "snapshot") && e.finished === true;
   } catch {
     return false;
   }

@@ -72,6 +72,6 @@ export interface RunRow {
   attempts: number;
   max_attempts: number;
   next_plan_step: number;
+  /** runproof.runs_is_finished: the run reached a final status (SQL decides which those are). */
+  finished: boolean;
 }
-
-export const TERMINAL = new Set(["succeeded", "failed", "halted", "cancelled"]);

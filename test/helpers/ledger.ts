@@ -83,8 +83,8 @@ export async function appendStep(
   const status = opts.status ?? "succeeded";
   const decision = status === "denied" ? "deny" : "allow";
   await db.query(
-    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
-     values ($1, $2, $3, $4, $4, 'noop', $5, 'test')`,
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+     values ($1, $2, $3, $4, $4, 'noop', $5, 'daily_budget', 'test')`,
     [f.tenantId, runId, traceId, stepIndex, decision],
   );
   const {

@@ -30,7 +30,7 @@ export async function pgRestart(
   });
   const url = databaseUrlWithName(server.rootUrl, "restart");
   await createDatabaseIfMissing(server.rootUrl, "restart");
-  await migrateDatabase(url);
+  await migrateDatabase(url, { withCurrent: true });
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on("error", () => {}); // the restart kills idle clients too
   const effects = await startEffectServer(() => 250);
