@@ -4,7 +4,7 @@ import type { Figure, Row } from "./lib.ts";
 interface Results {
   generated_at: string;
   mode: string;
-  proposed_sql_applied: boolean;
+  sql_applied?: string[];
   git: string | null;
   migrations?: string[];
   duration_seconds: number;
@@ -60,7 +60,7 @@ export function writeMarkdown(res: Results): string {
   const pgv = String(res.postgres.server_version ?? "");
   const lines: string[] = [];
   lines.push(
-    `# RunProof benchmark results${res.mode === "quick" ? " (quick)" : ""}${res.proposed_sql_applied ? " with bench/proposed.sql" : ""}`,
+    `# RunProof benchmark results${res.mode === "quick" ? " (quick)" : ""}${res.sql_applied?.length ? ` with ${res.sql_applied.join(", ")}` : ""}`,
   );
   lines.push("");
   lines.push(
@@ -152,9 +152,7 @@ export function writeMarkdown(res: Results): string {
     lines.push(...notes);
     lines.push("");
   }
-  lines.push(
-    "What holds the missed goals back, and the proposed changes with their measured gains: bench/FINDINGS.md.",
-  );
+  lines.push("What holds the missed goals back, and what would move them: bench/FINDINGS.md.");
   lines.push("");
   return lines.join("\n");
 }

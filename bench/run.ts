@@ -1,18 +1,15 @@
-// `npm run bench [-- --quick] [-- --only append,verify,execute,query,scale] [-- --proposed]`
+// `npm run bench [-- --quick] [-- --only append,verify,execute,query,scale] [-- --sql <file>]`
 //
 // Measures RunProof against a baseline from the same run on the same database: append, verify,
 // execute, query and scale (see bench/FINDINGS.md). Runs on a throwaway embedded Postgres, or,
 // with DATABASE_URL, on a scratch database `runproof_bench` of that server (dropped at the end).
-// Writes bench/results.json and bench/results.md (--quick: bench/tmp/results-quick.*,
-// --proposed: bench/results-proposed.*, after applying bench/proposed.sql to the scratch DB;
-// --ab: the gain of bench/proposed.sql, A/B in one run: bench/results-ab.*, see bench/ab.ts;
-// --test-proposed [ava args]: the project's tests with bench/proposed.sql applied as a migration).
+// The scratch database is migrated with the committed migrations and migrations/current.sql, so
+// a change being developed is measured as it stands; --sql applies further files first.
+// Writes bench/results.json and bench/results.md (--quick, --only or --sql: bench/tmp/results-quick.*).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../src/lib/database.ts";
-import { runAb } from "./ab.ts";
-import { runTestProposed } from "./test-proposed.ts";
 import { benchAppend, profileAppend } from "./append.ts";
 import { benchExecute, profileExecute } from "./execute.ts";
 import {
@@ -41,26 +38,14 @@ type Section = (typeof SECTIONS)[number];
 function parseArgs(argv: string[]) {
   const opts = {
     quick: false,
-    proposed: false,
-    ab: false,
-    testProposed: false,
-    avaArgs: [] as string[],
     only: new Set<Section>(SECTIONS),
     out: "",
     sql: [] as string[],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--test-proposed") {
-      // Everything after it goes to ava (test files, --match, ...).
-      opts.testProposed = true;
-      opts.avaArgs = argv.slice(i + 1);
-      break;
-    }
     const value = () => (a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv[++i]);
     if (a === "--quick") opts.quick = true;
-    else if (a === "--proposed") opts.proposed = true;
-    else if (a === "--ab") opts.ab = true;
     else if (a.startsWith("--only")) {
       const list = value()
         .split(",")
@@ -74,16 +59,14 @@ function parseArgs(argv: string[]) {
     else if (a.startsWith("--sql")) opts.sql.push(value());
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--proposed | --ab] [--sql <file>]... [--out <path without extension>]\n       npm run bench -- --test-proposed [ava arguments]\n`,
+        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--sql <file>]... [--out <path without extension>]\n`,
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
-  if (!opts.out && opts.ab) opts.out = opts.quick ? "bench/tmp/results-ab-quick" : "bench/results-ab";
   if (!opts.out) {
-    opts.out = opts.proposed
-      ? "bench/results-proposed"
-      : opts.sql.length || opts.quick || opts.only.size < SECTIONS.length
+    opts.out =
+      opts.sql.length || opts.quick || opts.only.size < SECTIONS.length
         ? "bench/tmp/results-quick"
         : "bench/results";
   }
@@ -154,15 +137,13 @@ function plan(quick: boolean) {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.ab) return runAb(args.quick, args.out);
-  if (args.testProposed) process.exit(await runTestProposed(args.avaArgs));
   const p = plan(args.quick);
   const started = new Date();
   const t0 = performance.now();
   const loadStart = loadAverage();
   const git = gitRevision(); // at the start: the code and migrations that are measured
   log(
-    `mode ${args.quick ? "quick" : "full"}${args.proposed ? " + bench/proposed.sql" : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
+    `mode ${args.quick ? "quick" : "full"}${args.sql.length ? ` + ${args.sql.join(", ")}` : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
   );
 
   const db = await openBenchDatabase();
@@ -186,10 +167,7 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
 
   try {
-    const extraSql = [
-      ...(args.proposed ? [path.join(REPO_ROOT, "bench", "proposed.sql")] : []),
-      ...args.sql.map((f) => path.resolve(f)),
-    ];
+    const extraSql = [...args.sql.map((f) => path.resolve(f))];
     for (const file of extraSql) {
       log(`applying ${path.relative(REPO_ROOT, file)} to the scratch database`);
       await pool.query(fs.readFileSync(file, "utf8"));
@@ -327,7 +305,7 @@ async function main(): Promise<void> {
     const results = {
       generated_at: started.toISOString(),
       mode: args.quick ? "quick" : "full",
-      proposed_sql_applied: args.proposed,
+      sql_applied: args.sql,
       sections_run: [...args.only],
       git,
       migrations,

@@ -111,7 +111,7 @@ export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<V
   let other = 0;
   for (let k = 0; k < trials; k++) {
     const s = now();
-    // Chain problems fail the bench; other rows (guard status: e.g. functions replaced by --proposed
+    // Chain problems fail the bench; other rows (guard status: e.g. functions replaced by --sql
     // outside a migration show up as schema drift) are only counted.
     const {
       rows: [r],

@@ -18,7 +18,7 @@ comment on function runproof_private.genesis_hash(uuid, uuid, uuid) is
 -- superuser drops one) takes the old path, so the bytes are identical for every row.
 -- Checked on 50,000 adversarial rows (control characters, quotes, backslashes, U+2028, astral
 -- characters, nested jsonb with unsorted keys, 1e10 and -0, NaN, +/-infinity and BC timestamps,
--- NULLs): bench/proposed-check.sql (history).
+-- NULLs) by bench/proposed-check.sql, in the history before the baseline.
 create or replace function runproof_private.step_canonical(s runproof.trace_steps) returns bytea
   language sql stable parallel safe
   as $$

@@ -1,8 +1,0 @@
--- Proposed changes from `npm run bench`, to be measured with `npm run bench -- --ab` and folded
--- into a migration by the lead. Idempotent (create or replace, drop ... if exists), keeping every
--- function's signature, so it applies on top of migrations/committed.
---
--- Nothing is pending: P1 (canonical bytes written directly), P2 (parallel verification of large
--- traces) and P3 (run guard without the whole-row diff) were measured here (bench/results-ab.md)
--- and are now migrations/committed/000008-faster-verify-and-execute.sql. bench/proposed-check.sql
--- still checks P1's byte-identity against the original jsonb_build_array definition.
