@@ -13,6 +13,7 @@ import {
   now,
   openTrace,
   row,
+  BENCH_COMMITMENTS,
   SET_BASED_APPEND,
   STEP_COLUMNS,
   type OpenTrace,
@@ -46,36 +47,33 @@ const LEDGER_ONE = {
       returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
     insert into runproof.trace_steps (${STEP_COLUMNS})
     select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,
-           jsonb_build_object('i', step_index), jsonb_build_object('echo', jsonb_build_object('i', step_index)),
+           ${BENCH_COMMITMENTS},
            now(), now(), 0.125, 0, 'worker', 'INFO'
       from d`,
 };
 const PLAIN_ONE = {
   name: "bench_plain_one",
-  text: `insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash)
-    values ($1, $2, $3, $4, $4, 'noop', 'succeeded', 'allow', jsonb_build_object('i', $4::int),
-            jsonb_build_object('echo', jsonb_build_object('i', $4::int)), now(), now(), 0.125, 0, 'worker', 'INFO', $5, $5)`,
+  text: `insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash, decision_hash)
+    values ($1, $2, $3, $4, $4, 'noop', 'succeeded', 'allow', $5, $5, now(), now(), 0.125, 0, 'worker', 'INFO', $5, $5, $5)`,
 };
 // Plain copies of both tables: how much of the gap is simply the second row.
 const PLAIN2_ONE = {
   name: "bench_plain2_one",
   text: `with d as (
-      insert into bench.plain_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, reason)
+      insert into bench.plain_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
       values ($1, $2, $3, $4, $4, 'noop', 'allow', 'daily_budget', 'bench')
       returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
-    insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash)
-    select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,
-           jsonb_build_object('i', step_index), jsonb_build_object('echo', jsonb_build_object('i', step_index)),
-           now(), now(), 0.125, 0, 'worker', 'INFO', $5::bytea, $5::bytea
+    insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash, decision_hash)
+    select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision, $5::bytea, $5::bytea,
+           now(), now(), 0.125, 0, 'worker', 'INFO', $5::bytea, $5::bytea, $5::bytea
       from d`,
 };
 // Multi-row: decision i and step i alternate inside one statement (see lib.ts SET_BASED_APPEND).
 const LEDGER_BATCH = { name: "bench_ledger_batch", text: SET_BASED_APPEND };
 const PLAIN_BATCH = {
   name: "bench_plain_batch",
-  text: `insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash)
-    select $1, $2, $3, i, i, 'noop', 'succeeded', 'allow', jsonb_build_object('i', i),
-           jsonb_build_object('echo', jsonb_build_object('i', i)), now(), now(), 0.125, 0, 'worker', 'INFO', $6, $6
+  text: `insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash, decision_hash)
+    select $1, $2, $3, i, i, 'noop', 'succeeded', 'allow', $6, $6, now(), now(), 0.125, 0, 'worker', 'INFO', $6, $6, $6
       from generate_series($4::int, $5::int - 1) i order by i`,
 };
 
@@ -121,7 +119,7 @@ export async function sequential(
   }
   const ms = now() - start;
   if (shape === "ledger") await closeTrace(pool, o);
-  if (shape === "worker") await closeTrace(pool, o, "failed");
+  if (shape === "worker") await closeTrace(pool, o);
   return n / (ms / 1000);
 }
 

@@ -271,45 +271,63 @@ export async function openTrace(db: Queryable, t: Tenant, planSteps = 1): Promis
 }
 
 /**
- * Ends the attempt like a worker whose plan is done: the run's progress reaches the end of its
- * plan (a run only succeeds then; record_step moves it with each step, raw step inserts do not),
- * the trace is sealed as completed, and the run succeeds, which seals it.
+ * Ends the attempt. A run whose plan is done (its plan has as many steps as were recorded)
+ * succeeds; any other (bench traces are longer than a plan may be) ends the way a run does at a
+ * permanent failure: one failed step at the next plan step, the trace sealed failed, the run failed.
  */
-export async function closeTrace(
-  db: Queryable,
-  o: OpenTrace,
-  outcome: "succeeded" | "failed" = "succeeded",
-): Promise<void> {
-  if (outcome === "failed") {
-    // For runs that recorded more steps than their plan has (record_step does not stop them).
-    await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'failed')`, [o.tenantId, o.traceId]);
-    await db.query(
-      `update runproof.runs set status = 'failed', error = 'bench' where tenant_id = $1 and id = $2`,
-      [o.tenantId, o.runId],
-    );
+export async function closeTrace(db: Queryable, o: OpenTrace): Promise<void> {
+  const {
+    rows: [r],
+  } = await db.query(
+    `select next_plan_step, jsonb_array_length(plan -> 'steps') as plan_steps,
+            (select coalesce(max(step_index) + 1, 0) from runproof.trace_steps s where s.tenant_id = $1 and s.trace_id = $3) as steps
+       from runproof.runs where tenant_id = $1 and id = $2`,
+    [o.tenantId, o.runId, o.traceId],
+  );
+  if (r.next_plan_step === r.plan_steps) {
+    await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [o.tenantId, o.traceId]);
+    await db.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [
+      o.tenantId,
+      o.runId,
+    ]);
     return;
   }
   await db.query(
-    `update runproof.runs set next_plan_step = greatest(next_plan_step, jsonb_array_length(plan -> 'steps'))
-      where tenant_id = $1 and id = $2 and status = 'running'`,
+    `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+     values ($1, $2, $3, $4, $5, 'noop', 'allow', 'daily_budget', 'bench')`,
+    [o.tenantId, o.runId, o.traceId, r.steps, r.next_plan_step],
+  );
+  await db.query(
+    `select 1 from runproof_private.record_step(p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4,
+       p_plan_step => $5, p_skill => 'noop', p_status => 'failed', p_input => '{}', p_output => null, p_error => 'bench: end',
+       p_started_at => now(), p_finished_at => now(), p_duration_ms => 0, p_cost_cents => 0)`,
+    [o.tenantId, o.runId, o.traceId, r.steps, r.next_plan_step],
+  );
+  await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'failed')`, [o.tenantId, o.traceId]);
+  await db.query(
+    `update runproof.runs set status = 'failed', error = 'bench' where tenant_id = $1 and id = $2`,
     [o.tenantId, o.runId],
   );
-  await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [o.tenantId, o.traceId]);
-  await db.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [
-    o.tenantId,
-    o.runId,
-  ]);
 }
 
-/** Columns of a step row as the worker records a noop step (input {i}, output {echo: {i}}). */
+/** Columns of a step row as the worker records a noop step (input {i}, output {echo: {i}}, by commitment). */
 export const STEP_COLUMNS =
-  "tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, input, output, started_at, finished_at, duration_ms, cost_cents, source, level";
+  "tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, input_commitment, output_commitment, started_at, finished_at, duration_ms, cost_cents, source, level";
+
+/** A bench payload's salt: fixed by trace, step and kind, so the payload rows can be made after the steps. */
+export const BENCH_SALT = (kind: string, t = "trace_id", i = "step_index") =>
+  `sha256(convert_to(${t}::text || ':' || ${i} || ':${kind}', 'UTF8'))`;
+export const BENCH_INPUT = "jsonb_build_object('i', step_index)";
+export const BENCH_OUTPUT = "jsonb_build_object('echo', jsonb_build_object('i', step_index))";
+export const BENCH_COMMITMENTS = `runproof_private.payload_commitment('input', ${BENCH_SALT("input")}, (${BENCH_INPUT})::text),
+         runproof_private.payload_commitment('output', ${BENCH_SALT("output")}, (${BENCH_OUTPUT})::text)`;
 
 /**
  * Appends steps [from, to) to an open trace, set-based, through the chain trigger, in one
  * statement: each policy decision row (the schema requires one, taken just before its step) is
  * inserted by the CTE as the outer INSERT pulls it, so decision i and step i alternate. No ORDER BY
- * on the outer query: a sort would pull every decision before the first step.
+ * on the outer query: a sort would pull every decision before the first step. Steps execute plan
+ * steps from..to-1 (step index = plan step: one attempt).
  */
 export const SET_BASED_APPEND = `
   with d as (
@@ -318,9 +336,17 @@ export const SET_BASED_APPEND = `
     returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
   insert into runproof.trace_steps (${STEP_COLUMNS})
   select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,
-         jsonb_build_object('i', step_index), jsonb_build_object('echo', jsonb_build_object('i', step_index)),
+         ${BENCH_COMMITMENTS},
          now(), now(), 0.125, 0, 'worker', 'INFO'
     from d`;
+
+/** The payload rows of steps [from, to) appended by SET_BASED_APPEND, and the run's progress with them. */
+export const SET_BASED_PAYLOADS = `
+  insert into runproof.step_payloads (tenant_id, run_id, trace_id, step_index, input, input_salt, output, output_salt)
+  select tenant_id, run_id, trace_id, step_index, ${BENCH_INPUT}, ${BENCH_SALT("input")}, ${BENCH_OUTPUT}, ${BENCH_SALT("output")}
+    from runproof.trace_steps where tenant_id = $1 and trace_id = $2 and step_index >= $3 and step_index < $4`;
+export const SET_BASED_PROGRESS = `
+  update runproof.runs set next_plan_step = $4 where tenant_id = $1 and id = $2 and next_plan_step = $3`;
 
 export async function appendStepsSetBased(
   db: Queryable,
@@ -329,9 +355,11 @@ export async function appendStepsSetBased(
   to: number,
 ): Promise<void> {
   await db.query(SET_BASED_APPEND, [o.tenantId, o.runId, o.traceId, from, to]);
+  await db.query(SET_BASED_PAYLOADS, [o.tenantId, o.traceId, from, to]);
+  await db.query(SET_BASED_PROGRESS, [o.tenantId, o.runId, from, to]);
 }
 
-/** A sealed, succeeded run of `steps` steps, generated set-based in chunks of `chunk` steps per transaction. */
+/** A sealed run of `steps` steps (closeTrace), generated set-based in chunks of `chunk` steps per transaction. */
 export async function generateTrace(
   pool: pg.Pool,
   t: Tenant,
@@ -340,8 +368,9 @@ export async function generateTrace(
   progress?: (done: number) => void,
 ): Promise<OpenTrace> {
   const o = await openTrace(pool, t);
-  for (let from = 0; from < steps; from += chunk) {
-    const to = Math.min(steps, from + chunk);
+  // steps - 1 succeeded steps, then closeTrace's failed one: the trace is longer than any plan.
+  for (let from = 0; from < steps - 1; from += chunk) {
+    const to = Math.min(steps - 1, from + chunk);
     const c = await pool.connect();
     try {
       await c.query("begin");

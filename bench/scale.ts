@@ -11,6 +11,11 @@ import {
   now,
   percentile,
   row,
+  BENCH_COMMITMENTS,
+  BENCH_INPUT,
+  BENCH_OUTPUT,
+  BENCH_SALT,
+  noopPlan,
   STEP_COLUMNS,
   TINY_PLAN,
   type Figure,
@@ -46,7 +51,7 @@ export async function buildManyRuns(
            select $1, $2, 'bench verify_all', 'runproof-bench', $3::jsonb, 'planned' from generate_series(1, $4)
            returning id)
          select array_agg(id) as ids from r`,
-        [t.tenantId, t.agentId, JSON.stringify(TINY_PLAN), n],
+        [t.tenantId, t.agentId, JSON.stringify(noopPlan(steps)), n],
       );
       const ids: string[] = r.ids;
       await c.query(`select 1 from unnest($2::uuid[]) id, runproof_private.start_attempt($1, id)`, [
@@ -63,14 +68,22 @@ export async function buildManyRuns(
             order by t.id, g
            returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision)
          insert into runproof.trace_steps (${STEP_COLUMNS})
-         select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision, jsonb_build_object('i', step_index),
-                jsonb_build_object('echo', jsonb_build_object('i', step_index)), now(), now(), 0.125, 0, 'worker', 'INFO'
+         select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision, ${BENCH_COMMITMENTS},
+                now(), now(), 0.125, 0, 'worker', 'INFO'
            from d`,
         [t.tenantId, ids, steps],
       );
       await c.query(
-        `update runproof.runs set next_plan_step = jsonb_array_length(plan -> 'steps') where tenant_id = $1 and id = any($2::uuid[])`,
+        `insert into runproof.step_payloads (tenant_id, run_id, trace_id, step_index, input, input_salt, output, output_salt)
+         select s.tenant_id, s.run_id, s.trace_id, s.step_index, ${BENCH_INPUT}, ${BENCH_SALT("input")}, ${BENCH_OUTPUT}, ${BENCH_SALT("output")}
+           from runproof.traces t join runproof.trace_steps s on s.tenant_id = t.tenant_id and s.trace_id = t.id
+          where t.tenant_id = $1 and t.run_id = any($2::uuid[])`,
         [t.tenantId, ids],
+      );
+      // Progress with its steps (the run guard checks each run's last steps are plan steps 0 .. steps - 1).
+      await c.query(
+        `update runproof.runs set next_plan_step = $3 where tenant_id = $1 and id = any($2::uuid[])`,
+        [t.tenantId, ids, steps],
       );
       await c.query(
         `select 1 from runproof.traces t, runproof_private.seal_trace(t.tenant_id, t.id, 'completed')

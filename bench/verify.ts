@@ -83,7 +83,7 @@ async function fetchCanonical(pool: pg.Pool, o: OpenTrace): Promise<Fetched> {
 /** The floor: the whole chain recomputed in node, every link and every stored hash compared. */
 function hashChain(o: OpenTrace, f: Fetched): { ms: number; root: string; ok: boolean } {
   const start = now();
-  let prev = sha256(Buffer.from(`runproof.genesis/1|${o.tenantId}|${o.runId}|${o.traceId}`, "utf8"));
+  let prev = sha256(Buffer.from(`runproof.genesis/2|${o.tenantId}|${o.runId}|${o.traceId}`, "utf8"));
   let ok = true;
   for (let i = 0; i < f.canonical.length; i++) {
     if (!f.prevHash[i].equals(prev)) ok = false;

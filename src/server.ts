@@ -17,10 +17,14 @@ import pg from "pg";
 import { postgraphile } from "postgraphile";
 import { SafeError } from "postgraphile/grafast";
 import { grafserv } from "postgraphile/grafserv/node";
-import { ApiKeyAuthenticator, type AuthError } from "./graphql/auth.ts";
-import { makeMaskError, newErrorId } from "./graphql/errors.ts";
-import { checkJsonBody } from "./graphql/input-guard.ts";
+import { ApiKeyAuthenticator } from "./graphql/auth.ts";
+import { makeMaskError } from "./graphql/errors.ts";
+import { QueryLimiter } from "./graphql/limits.ts";
 import { makeRunProofPgService, makeRunProofPreset } from "./graphql/preset.ts";
+import { makeRequestGuard } from "./graphql/request-guard.ts";
+import { KeyRevocationWatcher, listenForRevocations } from "./graphql/revocation.ts";
+import { TenantGate } from "./graphql/tenant-limits.ts";
+import { attachWebSockets } from "./graphql/websocket.ts";
 import { ensureAuthenticator } from "./lib/authenticator.ts";
 import type { Config } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
@@ -46,7 +50,7 @@ export interface StartServerOptions {
   /** Defaults to 127.0.0.1. */
   host?: string;
   logger?: Logger;
-  /** How long a successful API key look-up is cached, in ms (at most, and by default, 5000; 0 disables). */
+  /** How long a successful API key look-up is cached, in ms (default RUNPROOF_API_KEY_RECHECK_MS; at most 5000; 0 disables). */
   authCacheMs?: number;
 }
 
@@ -93,89 +97,55 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const pool = new pg.Pool({ connectionString: authenticatorUrl, max: 10 });
   pool.on("error", (err) => logger.warn({ err }, "an idle database connection failed"));
 
-  const apiKeys = new ApiKeyAuthenticator(pool, { cacheMs: opts.authCacheMs });
-  // Tenants of HTTP requests, resolved by the processRequest middleware before any GraphQL runs.
-  const tenantByRequest = new WeakMap<IncomingMessage, string>();
-
-  const unauthorized = (error: AuthError) => ({
-    type: "json" as const,
-    statusCode: 401,
-    headers: {
-      "content-type": "application/json; charset=utf-8",
-      "www-authenticate": 'Bearer realm="runproof"',
-    },
-    json: { errors: [{ message: error.message, extensions: { code: "UNAUTHENTICATED", hint: error.hint } }] },
+  const limits = opts.config.graphql;
+  const apiKeys = new ApiKeyAuthenticator(pool, { cacheMs: opts.authCacheMs ?? limits.apiKeyRecheckMs });
+  // Open subscriptions are re-checked against the database on this interval (revocation.ts).
+  const watcher = new KeyRevocationWatcher(apiKeys, limits.apiKeyRecheckMs, (err) =>
+    logger.warn({ err }, "re-checking the API keys of open subscriptions failed"),
+  );
+  const gate = new TenantGate({
+    maxConcurrent: limits.tenantMaxConcurrent,
+    maxQueued: limits.tenantMaxQueued,
+    // A queued request waits at most as long as one running request may take.
+    queueTimeoutMs: limits.statementTimeoutMs,
+    ratePerSecond: limits.tenantRatePerSecond,
+    costPerSecond: limits.tenantCostPerSecond,
+    maxSubscriptions: limits.tenantMaxSubscriptions,
   });
-
-  const AuthPlugin: GraphileConfig.Plugin = {
-    name: "RunProofApiKeyAuthPlugin",
-    description: "RunProof: Authorization: Bearer <api key> → tenant, or HTTP 401",
-    version: "1.0.0",
-    grafserv: {
-      middleware: {
-        async processRequest(next, event) {
-          const digest = event.requestDigest;
-          // Only POST executes GraphQL (GET serves Ruru or is refused with 405): authenticate those.
-          if (digest.path !== GRAPHQL_PATH || digest.method !== "POST") return next();
-          const headers = digest.headers;
-          const authorization = headers.authorization ?? headers.Authorization;
-          let result: Awaited<ReturnType<typeof apiKeys.authenticate>>;
-          try {
-            result = await apiKeys.authenticate(authorization);
-          } catch (err) {
-            const errorId = newErrorId();
-            logger.error({ err, errorId }, "API key look-up failed");
-            return {
-              type: "json",
-              statusCode: 503,
-              headers: { "content-type": "application/json; charset=utf-8" },
-              json: {
-                errors: [
-                  {
-                    message: `The API key could not be checked right now (error id ${errorId}); try again shortly.`,
-                    extensions: { code: "SERVICE_UNAVAILABLE", errorId },
-                  },
-                ],
-              },
-            };
-          }
-          if (!result.ok) return unauthorized(result.error);
-          const req = digest.requestContext.node?.req;
-          if (req) tenantByRequest.set(req, result.tenantId);
-          // Input Postgres would store altered or choke on (src/graphql/input-guard.ts): refuse it here.
-          // The body is read once and kept for grafserv.
-          const readBody = digest.getBody.bind(digest);
-          let body: ReturnType<typeof readBody> | undefined;
-          digest.getBody = () => (body ??= readBody());
-          let read: Awaited<ReturnType<typeof readBody>>;
-          try {
-            read = await digest.getBody();
-          } catch {
-            return next(); // too large, or the client went away: grafserv answers that itself
-          }
-          const problem =
-            read.type === "buffer" && /json/i.test(headers["content-type"] ?? headers["Content-Type"] ?? "")
-              ? checkJsonBody(read.buffer)
-              : null;
-          if (problem) {
-            return {
-              type: "json" as const,
-              statusCode: 400,
-              headers: { "content-type": "application/json; charset=utf-8" },
-              json: { errors: [{ message: problem.message, extensions: { code: problem.code } }] },
-            };
-          }
-          return next();
-        },
-      },
+  let limiter: QueryLimiter | undefined;
+  const guard = makeRequestGuard({
+    graphqlPath: GRAPHQL_PATH,
+    maxBodyBytes: limits.maxBodyBytes,
+    auth: apiKeys,
+    gate,
+    limiter: () => {
+      if (!limiter) throw new Error("the GraphQL schema is not built yet");
+      return limiter;
     },
-  };
+    logger,
+  });
+  // Every statement of a tenant's request is cancelled after this (SQLSTATE 57014).
+  const statementTimeout = String(limits.statementTimeoutMs);
 
   const pgService = makeRunProofPgService(pool, { pubsub: true });
+  // A key revoked or deleted in the database (NOTIFY runproof:api_keys): forget cached look-ups
+  // and re-check the keys of open subscriptions now, rather than at the next interval.
+  const stopListening = pgService.pgSubscriber
+    ? listenForRevocations(
+        pgService.pgSubscriber,
+        () => {
+          apiKeys.forget();
+          void watcher.recheckNow();
+        },
+        (err) =>
+          logger.warn({ err }, "listening for API key revocations failed; the interval re-check remains"),
+      )
+    : async () => {};
   const preset = makeRunProofPreset({
     pgService,
+    pageSize: limits.maxPageSize,
     extra: {
-      plugins: [AuthPlugin],
+      plugins: [guard.plugin],
       grafserv: {
         graphqlPath: GRAPHQL_PATH,
         graphiql: true,
@@ -184,21 +154,27 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         graphqlOverGET: false,
         websockets: true,
         watch: false,
-        // A plan may be up to 1 MiB (runproof_private.validate_plan); leave room for the rest.
-        maxRequestLength: 2 * 1024 * 1024,
-        maskError: makeMaskError(logger),
+        // A plan may be up to 1 MiB (runproof_private.validate_plan); the default 2 MiB leaves room for the rest.
+        maxRequestLength: limits.maxBodyBytes,
+        maskError: makeMaskError(logger, { statementTimeoutMs: limits.statementTimeoutMs }),
       },
       grafast: {
         explain: false,
         async context(requestContext) {
-          let tenantId = requestContext.node?.req ? tenantByRequest.get(requestContext.node.req) : undefined;
+          const identity = guard.identityOf(requestContext.node?.req);
+          let tenantId = identity && "tenantId" in identity ? identity.tenantId : undefined;
           if (!tenantId && requestContext.ws) {
-            // Subscriptions: the key comes in graphql-ws's connection_init payload.
+            // Subscriptions: the key comes in graphql-ws's connection_init payload (websocket.ts has
+            // already checked it, its rate and the document; this is the cached look-up again).
             const params = requestContext.ws.normalizedConnectionParams;
             const result = await apiKeys.authenticate(params?.authorization);
             if (!result.ok)
-              throw new SafeError(result.error.message, { code: "UNAUTHENTICATED", hint: result.error.hint });
+              throw new SafeError(result.error.message, { code: result.error.code, hint: result.error.hint });
             tenantId = result.tenantId;
+          }
+          if (!tenantId && identity && "anonymous" in identity) {
+            // Introspection only (request-guard.ts): no tenant, so row level security shows nothing.
+            return { pgSettings: { role: TENANT_ROLE, statement_timeout: statementTimeout } };
           }
           if (!tenantId) {
             throw new SafeError("Authentication required: send the header Authorization: Bearer <api key>", {
@@ -206,7 +182,11 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
             });
           }
           return {
-            pgSettings: { role: TENANT_ROLE, "runproof.tenant_id": tenantId },
+            pgSettings: {
+              role: TENANT_ROLE,
+              "runproof.tenant_id": tenantId,
+              statement_timeout: statementTimeout,
+            },
             runproofTenantId: tenantId,
           };
         },
@@ -230,11 +210,24 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     socket.once("close", () => upgraded.delete(socket));
   });
 
+  let websockets: ReturnType<typeof attachWebSockets> | undefined;
   try {
     // Build the schema now, so that a broken database fails startup, not the first request.
-    await pgl.getSchema();
+    const schema = await pgl.getSchema();
+    limiter = new QueryLimiter(schema, limits);
     const serv = pgl.createServ(grafserv);
-    await serv.addTo(server);
+    // Our own WebSocket handler (websocket.ts) instead of grafserv's: the same limits as a POST.
+    await serv.addTo(server, false);
+    websockets = attachWebSockets({
+      server,
+      serv,
+      path: GRAPHQL_PATH,
+      maxPayload: limits.maxBodyBytes,
+      admit: guard.admitSubscription,
+      watcher,
+      onError: (err) => logger.error({ err }, "a WebSocket message failed"),
+    });
+    watcher.start();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => {
@@ -243,6 +236,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       });
     });
   } catch (err) {
+    watcher.stop();
+    websockets?.close();
+    await stopListening().catch(() => {});
     await Promise.resolve(pgl.release()).catch(() => {});
     await Promise.resolve(pgService.release?.()).catch(() => {});
     await pool.end().catch(() => {});
@@ -261,6 +257,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     stop: () =>
       (stopping ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        watcher.stop();
+        websockets?.close();
+        await stopListening().catch(() => {});
         server.closeAllConnections();
         for (const socket of upgraded) socket.destroy();
         await closed;

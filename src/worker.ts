@@ -13,6 +13,7 @@ import { builtinSkills, registerSkillsInDatabase, SkillRegistry } from "./skills
 import type { Skill } from "./skills/types.ts";
 import { createExecuteRunTask } from "../tasks/execute_run.ts";
 import { createPlanRunTask } from "../tasks/plan_run.ts";
+import { createEraseExpiredPayloadsTask } from "../tasks/erase_expired_payloads.ts";
 
 export interface WorkerHandle {
   processId: string;
@@ -102,7 +103,10 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     taskList: {
       plan_run: createPlanRunTask(ctx),
       execute_run: createExecuteRunTask(ctx),
+      erase_expired_payloads: createEraseExpiredPayloadsTask(ctx),
     },
+    // Periodic work; graphile-worker runs each item once per schedule across all worker processes.
+    crontab: `${config.retentionSchedule} erase_expired_payloads`,
     logger: graphileLogger(logger),
   });
   logger.info({ process_id: processId, concurrency, skills: registry.names() }, "worker started");

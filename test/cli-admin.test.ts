@@ -77,6 +77,7 @@ test.serial(
     const listJson = await cliJson(["api-key", "list", "--tenant-id", tenant.id], { env });
     t.deepEqual(Object.keys(listJson[0]).sort(), [
       "created_at",
+      "expires_at",
       "key_id",
       "key_prefix",
       "label",
@@ -102,6 +103,73 @@ test.serial(
     t.regex(noTenant.stderr, /tenant 00000000-0000-4000-8000-000000000000 not found/);
     const noTenantList = await runCli(["api-key", "list", "--tenant-id", UNKNOWN], { env });
     t.is(noTenantList.code, 4);
+  },
+);
+
+test.serial(
+  "api-key create --expires-in / --expires-at: the database's clock sets the expiry; past or malformed times are refused",
+  async (t) => {
+    const tenant = await cliJson(["tenant", "create", "expiring-co"], { env });
+    const hour = await cliJson(["api-key", "create", "--tenant-id", tenant.id, "--expires-in", "1h"], {
+      env,
+    });
+    const {
+      rows: [row],
+    } = await db.pool.query(
+      `select extract(epoch from expires_at - created_at)::int as secs from runproof_private.api_keys where id = $1`,
+      [hour.key_id],
+    );
+    t.true(row.secs >= 3599 && row.secs <= 3601, String(row.secs));
+    t.is(new Date(hour.expires_at).getTime() - Date.now() > 3500_000, true);
+    const at = await runCli(
+      ["api-key", "create", "--tenant-id", tenant.id, "--expires-at", "2099-12-31T23:59:59Z"],
+      { env },
+    );
+    t.is(at.code, 0, at.stderr);
+    t.regex(at.stdout, /expires\s+│ 2099-12-31T23:59:59\.000Z/);
+    const list = await runCli(["api-key", "list", "--tenant-id", tenant.id], { env });
+    t.regex(list.stdout, /expires/);
+    t.regex(list.stdout, /2099-12-31/);
+
+    const past = await runCli(
+      ["api-key", "create", "--tenant-id", tenant.id, "--expires-at", "2000-01-01T00:00:00Z"],
+      { env },
+    );
+    t.is(past.code, 2);
+    t.regex(past.stderr, /API key expiry .* is not in the future\n\s+hint: pass a time after now/);
+    const bad = await runCli(["api-key", "create", "--tenant-id", tenant.id, "--expires-in", "soon"], {
+      env,
+    });
+    t.is(bad.code, 2);
+    t.regex(bad.stderr, /"soon" is not a duration: use a number and a unit, e\.g\. 30d/);
+    const zero = await runCli(["api-key", "create", "--tenant-id", tenant.id, "--expires-in", "0d"], { env });
+    t.is(zero.code, 2);
+    const both = await runCli(
+      [
+        "api-key",
+        "create",
+        "--tenant-id",
+        tenant.id,
+        "--expires-in",
+        "1d",
+        "--expires-at",
+        "2099-01-01T00:00:00Z",
+      ],
+      { env },
+    );
+    t.is(both.code, 2);
+    t.regex(both.stderr, /cannot be used with/);
+    const noZone = await runCli(
+      ["api-key", "create", "--tenant-id", tenant.id, "--expires-at", "2099-01-01 00:00"],
+      { env },
+    );
+    t.is(noZone.code, 2);
+    t.regex(noZone.stderr, /not an ISO 8601 time with a time zone/);
+    const { rows: keys } = await db.pool.query(
+      `select count(*)::int as n from runproof_private.api_keys where tenant_id = $1`,
+      [tenant.id],
+    );
+    t.is(keys[0].n, 2, "only the two good keys were made");
   },
 );
 

@@ -27,12 +27,14 @@ test("demo: a verified run, a refused UPDATE, a superuser's edit caught in SQL a
     /run [0-9a-f-]{36} succeeded/,
     /│ verification status\s+│ VERIFIED/,
     /offline check of that file .*: VERIFIED/,
-    /ERROR RPIMM: S6_IMMUTABILITY_VIOLATION: UPDATE on runproof\.trace_steps/,
-    /alter table runproof\.trace_steps disable trigger tg_trace_steps__append_only/,
-    /alter table runproof\.trace_steps enable always trigger tg_trace_steps__append_only/,
+    /ERROR RPIMM: S6_IMMUTABILITY_VIOLATION: UPDATE on runproof\.step_payloads/,
+    /alter table runproof\.step_payloads disable trigger tg_step_payloads__guard/,
+    /update runproof\.step_payloads set output = /,
+    /alter table runproof\.step_payloads enable always trigger tg_step_payloads__guard/,
     /│ verification status\s+│ TAMPERED/,
     /│ first bad step\s+│ 1\s/,
     /offline: TAMPERED at attempt 1, step 1/,
+    /reason: attempt 1: step 1: its output payload does not match the commitment its hash covers/,
   ];
   let at = 0;
   for (const re of acts) {
@@ -48,7 +50,12 @@ test("demo: a verified run, a refused UPDATE, a superuser's edit caught in SQL a
   const {
     rows: [p],
   } = await db.pool.query(`select * from runproof.run_proof($1, $2)`, [tenant.tenant_id, runId]);
-  t.like(p, { verification_status: "TAMPERED", first_bad_step_index: 1, step_count: 6 });
+  t.like(p, {
+    verification_status: "TAMPERED",
+    first_bad_step_index: 1,
+    step_count: 6,
+    reason: "attempt 1: step 1: its output payload does not match the commitment its hash covers",
+  });
   const { rows: guards } = await db.pool.query(`select trigger_name, enabled from runproof_private.guards
     where enabled in ('DISABLED', 'MISSING') or (trigger_name not like 'foreign key %' and enabled <> 'always')`);
   t.deepEqual(guards, []);

@@ -37,11 +37,13 @@ test.after.always(async () => {
 
 const FIELDS = [
   "integrity_model",
+  "proof_format",
   "verification_status",
   "chain_length",
   "root_hash",
   "trace_count",
   "step_count",
+  "erased_steps",
   "first_bad_attempt",
   "first_bad_trace_id",
   "first_bad_step_index",
@@ -76,7 +78,7 @@ test("proof of a tampered run: TAMPERED with the first bad step and the reason, 
   const { runId, traceIds } = await completedRun(db.pool, f, { stepsPerTrace: 4 });
   await asAttacker(db.pool, (c) =>
     c.query(
-      `update runproof.trace_steps set output = '{"forged": true}' where trace_id = $1 and step_index = 2`,
+      `update runproof.step_payloads set output = '{"forged": true}' where trace_id = $1 and step_index = 2`,
       [traceIds[0]],
     ),
   );
@@ -86,7 +88,10 @@ test("proof of a tampered run: TAMPERED with the first bad step and the reason, 
   t.regex(r.stdout, /│ first bad attempt\s+│ 1\s/);
   t.regex(r.stdout, new RegExp(`│ first bad trace\\s+│ ${traceIds[0]}`));
   t.regex(r.stdout, /│ first bad step\s+│ 2\s/);
-  t.regex(r.stdout, /│ reason\s+│ attempt 1: step 2: stored step_hash/);
+  t.regex(
+    r.stdout,
+    /│ reason\s+│ attempt 1: step 2: its output payload does not match the commitment its hash covers/,
+  );
   const j = await cliJson(["proof", runId], { env, expect: 3 });
   t.like(j, { verification_status: "TAMPERED", first_bad_step_index: 2, chain_length: 2 });
 });
@@ -121,7 +126,7 @@ test("proof export writes the bundle; proof verify checks it offline, without an
   t.is(exp.code, 0, exp.stderr);
   t.regex(exp.stderr, /wrote .*bundle\.json: run .*, 2 trace\(s\), 6 step\(s\); the database said VERIFIED/);
   const bundle = JSON.parse(await fs.readFile(file, "utf8"));
-  t.like(bundle, { format: "runproof.bundle/1", run_id: runId, tenant_id: f.tenantId });
+  t.like(bundle, { format: "runproof.bundle/2", run_id: runId, tenant_id: f.tenantId });
   const toStdout = await runCli(["proof", "export", runId, "--tenant-id", f.tenantId], { env });
   t.is(toStdout.code, 0);
   const again = JSON.parse(toStdout.stdout);
@@ -169,10 +174,9 @@ test("proof verify says exactly what is wrong with a bundle, exit 3", async (t) 
   const bundle = JSON.parse(await fs.readFile(file, "utf8"));
 
   // One byte of step 1's hashed content changed in the file.
-  const canonical = Buffer.from(bundle.traces[0].steps[1].canonical, "base64")
-    .toString("utf8")
-    .replace('"noop"', '"nooq"');
-  bundle.traces[0].steps[1].canonical = Buffer.from(canonical).toString("base64");
+  const canonical = bundle.traces[0].steps[1].canonical;
+  bundle.traces[0].steps[1].canonical = canonical.replace('"noop"', '"nooq"');
+  t.not(bundle.traces[0].steps[1].canonical, canonical);
   await fs.writeFile(file, JSON.stringify(bundle));
   const edited = await runCli(["proof", "verify", file], { env: OFFLINE });
   t.is(edited.code, 3);
@@ -182,9 +186,23 @@ test("proof verify says exactly what is wrong with a bundle, exit 3", async (t) 
   t.regex(edited.stdout, /│ first bad step\s+│ 1\s/);
   t.regex(edited.stdout, /│ reason\s+│ attempt 1: step 1: stored step_hash [0-9a-f]{64}/);
 
+  // One character of step 2's input changed in the file: its commitment no longer matches.
+  const edits = JSON.parse(await fs.readFile(path.join(tmp, "edited.json"), "utf8"));
+  const input = path.join(tmp, "input.json");
+  const clean = JSON.parse(JSON.stringify(edits));
+  clean.traces[0].steps[1].canonical = canonical;
+  clean.traces[0].steps[2].payload.input.text = clean.traces[0].steps[2].payload.input.text.replace("2", "7");
+  await fs.writeFile(input, JSON.stringify(clean));
+  const payload = await cliJson(["proof", "verify", input], { env: OFFLINE, expect: 3 });
+  t.like(payload, {
+    verification_status: "TAMPERED",
+    first_bad_step_index: 2,
+    reason: "attempt 1: step 2: its input payload does not match the commitment its hash covers",
+  });
+
   // Tampered in the database, then exported: offline and run_proof agree.
   await asAttacker(db.pool, (c) =>
-    c.query(`update runproof.trace_steps set input = '{"i": 99}' where trace_id = $1 and step_index = 3`, [
+    c.query(`update runproof.step_payloads set input = '{"i": 99}' where trace_id = $1 and step_index = 3`, [
       traceIds[0],
     ]),
   );

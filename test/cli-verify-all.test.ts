@@ -55,7 +55,7 @@ test("tampered, broken and orphaned rows: listed like runproof.verify_all(), exi
   const traceless = await completedRun(db.pool, g, { attempts: 2, stepsPerTrace: 2 });
   await asAttacker(db.pool, async (c) => {
     await c.query(
-      `update runproof.trace_steps set output = '{"x": 1}' where trace_id = $1 and step_index = 1`,
+      `update runproof.step_payloads set output = '{"x": 1}' where trace_id = $1 and step_index = 1`,
       [edited.traceIds[0]],
     );
     await c.query(`delete from runproof.trace_steps where trace_id = $1 and step_index = 3`, [
@@ -72,7 +72,7 @@ test("tampered, broken and orphaned rows: listed like runproof.verify_all(), exi
   t.regex(
     r.stdout,
     new RegExp(
-      `${edited.runId}\\s+│ ${edited.traceIds[0]}\\s+│ TAMPERED\\s+│ 1\\s+│ 1\\s+│ attempt 1: step 1`,
+      `${edited.runId}\\s+│ ${edited.traceIds[0]}\\s+│ TAMPERED\\s+│ 1\\s+│ 1\\s+│ attempt 1: step 1: its output payload`,
     ),
   );
   t.regex(

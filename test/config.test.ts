@@ -18,9 +18,53 @@ test("defaults", (t) => {
     heartbeatMs: 2000,
     staleWorkerMs: 10000,
     retryBaseMs: 1000,
+    retentionSchedule: "*/15 * * * *",
     port: 5678,
     logLevel: "info",
+    graphql: {
+      maxBodyBytes: 2097152,
+      maxDepth: 12,
+      maxAliases: 20,
+      maxFields: 500,
+      maxCost: 100000,
+      maxPageSize: 100,
+      statementTimeoutMs: 10000,
+      tenantMaxConcurrent: 2,
+      tenantMaxQueued: 16,
+      tenantRatePerSecond: 50,
+      tenantCostPerSecond: 100000,
+      tenantMaxSubscriptions: 100,
+      apiKeyRecheckMs: 2000,
+    },
   });
+});
+
+test("GraphQL limits are read from RUNPROOF_GRAPHQL_* and RUNPROOF_TENANT_*, and checked", (t) => {
+  const c = loadConfig({
+    RUNPROOF_GRAPHQL_MAX_DEPTH: "8",
+    RUNPROOF_GRAPHQL_MAX_PAGE_SIZE: "50",
+    RUNPROOF_TENANT_MAX_CONCURRENT: "2",
+    RUNPROOF_API_KEY_RECHECK_MS: "500",
+  });
+  t.like(c.graphql, { maxDepth: 8, maxPageSize: 50, tenantMaxConcurrent: 2, apiKeyRecheckMs: 500 });
+  const e = t.throws(
+    () => loadConfig({ RUNPROOF_API_KEY_RECHECK_MS: "60000", RUNPROOF_GRAPHQL_MAX_DEPTH: "1" }),
+    {
+      instanceOf: ConfigError,
+    },
+  );
+  t.deepEqual(e.problems, [
+    'RUNPROOF_GRAPHQL_MAX_DEPTH: must be at least 2 (got "1")',
+    // Values of variables named like secrets (KEY, URL) are not echoed.
+    "RUNPROOF_API_KEY_RECHECK_MS: must be at most 5000",
+  ]);
+  const cost = t.throws(
+    () => loadConfig({ RUNPROOF_GRAPHQL_MAX_COST: "500000", RUNPROOF_TENANT_COST_PER_SECOND: "400000" }),
+    { instanceOf: ConfigError },
+  );
+  t.deepEqual(cost.problems, [
+    'RUNPROOF_TENANT_COST_PER_SECOND: must be at least RUNPROOF_GRAPHQL_MAX_COST (got "400000")',
+  ]);
 });
 
 test("values are parsed; empty means unset; unrelated variables are ignored", (t) => {
@@ -74,6 +118,16 @@ test("every bad value is reported with its variable name", (t) => {
     'RUNPROOF_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
   ]);
   t.regex(e.message, /^Invalid configuration:\n {2}RUNPROOF_HTTP_ALLOWED_HOSTS: /);
+});
+
+test("the payload retention schedule is five crontab fields", (t) => {
+  t.is(loadConfig({ RUNPROOF_RETENTION_SCHEDULE: "0 3 * * *" }).retentionSchedule, "0 3 * * *");
+  const e = t.throws(() => loadConfig({ RUNPROOF_RETENTION_SCHEDULE: "hourly" }), {
+    instanceOf: ConfigError,
+  });
+  t.deepEqual(e.problems, [
+    'RUNPROOF_RETENTION_SCHEDULE: must be five crontab fields, e.g. "*/15 * * * *" (got "hourly")',
+  ]);
 });
 
 test("a worker cannot be declared stale between two of its own heartbeats", (t) => {

@@ -71,12 +71,13 @@ test.after.always(async () => {
 const type = (name: string) => schema.types.find((x) => x.name === name);
 const fieldNames = (name: string) => (type(name)?.fields ?? []).map((f) => f.name).sort();
 
-test("the only mutations are the four SQL functions", (t) => {
+test("the only mutations are the five SQL functions", (t) => {
   t.deepEqual(fieldNames(schema.mutationType!.name), [
     "archiveTrace",
     "cancelRun",
     "createAgent",
     "enqueueRun",
+    "erasePayloads",
   ]);
 });
 

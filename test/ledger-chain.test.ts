@@ -36,20 +36,41 @@ test("genesis binds format version, tenant, run and trace; each step_hash = sha2
        from runproof.trace_steps s where trace_id = $1 order by step_index`,
     [traceId],
   );
-  const genesis = sha256(`runproof.genesis/1|${f.tenantId}|${runId}|${traceId}`);
+  const genesis = sha256(`runproof.genesis/2|${f.tenantId}|${runId}|${traceId}`);
   let prev = genesis;
   for (const r of rows) {
     t.deepEqual(r.prev_hash, prev, `prev_hash of step ${r.step_index}`);
     t.deepEqual(r.step_hash, sha256(prev, sha256(r.canonical)), `step_hash of step ${r.step_index}`);
     prev = r.step_hash;
   }
-  // The hashed content holds the identity, index, skill, status, decision and timestamps.
+  // The hashed content holds the identity, index, skill, status, decision, its hash, the payloads'
+  // commitments and the timestamps; the payloads themselves are stored apart, each with its salt.
   const content = JSON.parse(rows[1].canonical.toString("utf8"));
-  t.is(content[0], "runproof.step/1");
+  t.is(content[0], "runproof.step/2");
+  t.is(content.length, 20);
   t.deepEqual(content.slice(1, 9), [f.tenantId, runId, traceId, 1, 1, "noop", "succeeded", "allow"]);
-  t.deepEqual(content[9], { n: 1, url: "https://example.test" });
-  t.regex(content[12], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$/);
-  t.regex(content[18], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$/);
+  const {
+    rows: [d],
+  } = await db.pool.query(
+    `select runproof_private.decision_canonical(d) as c from runproof.policy_decisions d where trace_id = $1 and step_index = 1`,
+    [traceId],
+  );
+  t.is(content[9], sha256(d.c).toString("hex"));
+  const {
+    rows: [p],
+  } = await db.pool.query(
+    `select input, input::text as input_text, input_salt, output::text as output_text, output_salt, error
+       from runproof.step_payloads where trace_id = $1 and step_index = 1`,
+    [traceId],
+  );
+  t.deepEqual(p.input, { n: 1, url: "https://example.test" });
+  t.is(p.input_salt.length, 32);
+  t.is(content[10], sha256("runproof.payload/2|input|", p.input_salt, p.input_text).toString("hex"));
+  t.is(content[11], sha256("runproof.payload/2|output|", p.output_salt, p.output_text).toString("hex"));
+  t.is(content[12], null);
+  t.is(p.error, null);
+  t.regex(content[13], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$/);
+  t.regex(content[19], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$/);
 });
 
 test("the canonical bytes do not depend on the session TimeZone or DateStyle", async (t) => {
@@ -84,7 +105,7 @@ test("a hash supplied by the client is rejected", async (t) => {
     ),
   );
   t.is(e.code, "RPCHN");
-  t.is(e.message, "prev_hash and step_hash are computed by the database");
+  t.is(e.message, "decision_hash, prev_hash and step_hash are computed by the database");
 });
 
 test("a gap, a duplicate index and an append to a sealed trace are rejected", async (t) => {
@@ -130,8 +151,9 @@ test("a gap, a duplicate index and an append to a sealed trace are rejected", as
 test("a step cannot exist without its policy decision, and must match it", async (t) => {
   const runId = await insertRun(db.pool, f);
   const traceId = await startAttempt(db.pool, f, runId);
-  const stepSql = `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms)
-     values ($1, $2, $3, 0, 0, 'noop', $4, $5, now(), now(), 1)`;
+  // The commitments are the inserter's (record_step makes them); the chain trigger fills in the hashes.
+  const stepSql = `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms, input_commitment)
+     values ($1, $2, $3, 0, 0, 'noop', $4, $5, now(), now(), 1, sha256(''))`;
   const none = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, "succeeded", "allow"]));
   t.is(none.code, "RPCHN");
   t.is(none.message, `step 0 of trace ${traceId} has no policy decision`);
@@ -142,8 +164,8 @@ test("a step cannot exist without its policy decision, and must match it", async
     await c.query("alter table runproof.trace_steps disable trigger tg_trace_steps__chain");
     const fk = await pgError(
       c.query(
-        `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms, prev_hash, step_hash)
-       values ($1, $2, $3, 0, 0, 'noop', 'succeeded', 'allow', now(), now(), 1, sha256(''), sha256(''))`,
+        `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms, prev_hash, step_hash, decision_hash, input_commitment)
+       values ($1, $2, $3, 0, 0, 'noop', 'succeeded', 'allow', now(), now(), 1, sha256(''), sha256(''), sha256(''), sha256(''))`,
         [f.tenantId, runId, traceId],
       ),
     );
@@ -159,7 +181,7 @@ test("a step cannot exist without its policy decision, and must match it", async
   );
   const mismatch = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, "succeeded", "allow"]));
   t.is(mismatch.code, "RPCHN");
-  t.regex(mismatch.message, /says policy_decision allow, but the decision was deny/);
+  t.regex(mismatch.message, /does not match its policy decision \(decision deny, plan step 0, skill noop\)/);
   const lie = await pgError(db.pool.query(stepSql, [f.tenantId, runId, traceId, "succeeded", "deny"]));
   t.is(lie.code, "23514");
   t.is(lie.constraint, "trace_steps_denied_iff_deny");

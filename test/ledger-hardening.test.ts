@@ -41,13 +41,15 @@ test("a run cannot start running without an attempt, nor succeed without a finis
     db.pool.query(`update runproof.runs set status = 'running' where id = $1`, [runId]),
   );
   t.is(manual.code, "RPSTS");
+  // Every plan step has succeeded now, but the last attempt did not complete.
   const tr2 = await startAttempt(db.pool, f, runId);
   await appendStep(db.pool, f, runId, tr2, 0, {});
-  await sealTrace(db.pool, f, tr2, "failed");
-  const failedLast = await pgError(
+  await sealTrace(db.pool, f, tr2, "aborted");
+  const abortedLast = await pgError(
     db.pool.query(`update runproof.runs set status = 'succeeded' where id = $1`, [runId]),
   );
-  t.is(failedLast.code, "RPSTS");
+  t.is(abortedLast.code, "RPSTS");
+  t.regex(abortedLast.message, /cannot succeed: its last attempt did not complete/);
 });
 
 test("replica mode skips foreign keys, but a step still needs its policy decision", async (t) => {

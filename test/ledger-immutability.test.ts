@@ -29,10 +29,9 @@ test("trace_steps: UPDATE, DELETE and TRUNCATE are rejected, naming the table an
     traceIds: [traceId],
   } = await completedRun(db.pool, f);
   const upd = await pgError(
-    db.pool.query(
-      `update runproof.trace_steps set output = '{"ok":false}' where trace_id = $1 and step_index = 1`,
-      [traceId],
-    ),
+    db.pool.query(`update runproof.trace_steps set cost_cents = 0 where trace_id = $1 and step_index = 1`, [
+      traceId,
+    ]),
   );
   t.is(upd.code, "RPIMM");
   t.is(
@@ -52,7 +51,37 @@ test("trace_steps: UPDATE, DELETE and TRUNCATE are rejected, naming the table an
   t.is(rows[0].n, 4);
 });
 
-test("policy_decisions and incidents are append-only too", async (t) => {
+test("step_payloads: never updated, deleted only with a recorded erasure", async (t) => {
+  const {
+    traceIds: [traceId],
+  } = await completedRun(db.pool, f);
+  const upd = await pgError(
+    db.pool.query(
+      `update runproof.step_payloads set output = '{"ok":false}' where trace_id = $1 and step_index = 1`,
+      [traceId],
+    ),
+  );
+  t.is(upd.code, "RPIMM");
+  t.is(
+    upd.message,
+    `S6_IMMUTABILITY_VIOLATION: UPDATE on runproof.step_payloads (tenant_id=${f.tenantId}, trace_id=${traceId}, step_index=1) is not allowed`,
+  );
+  t.regex(upd.hint ?? "", /runproof\.erase_payloads/);
+  const del = await pgError(
+    db.pool.query(`delete from runproof.step_payloads where trace_id = $1`, [traceId]),
+  );
+  t.is(del.code, "RPIMM");
+  t.regex(del.detail ?? "", /removed only together with the record of its erasure/);
+  const tr = await pgError(db.pool.query(`truncate runproof.step_payloads`));
+  t.is(tr.code, "RPIMM");
+  const { rows } = await db.pool.query(
+    `select count(*)::int n from runproof.step_payloads where trace_id = $1`,
+    [traceId],
+  );
+  t.is(rows[0].n, 4);
+});
+
+test("policy_decisions and incidents are append-only too; a finished run takes no new incident", async (t) => {
   const {
     runId,
     traceIds: [traceId],
@@ -61,11 +90,21 @@ test("policy_decisions and incidents are append-only too", async (t) => {
     db.pool.query(`update runproof.policy_decisions set decision = 'deny' where trace_id = $1`, [traceId]),
   );
   t.is(e1.code, "RPIMM");
+  // The run is sealed with its incidents: one added afterwards is refused.
+  const late = await pgError(
+    db.pool.query(
+      `insert into runproof.incidents (tenant_id, run_id, kind, message) values ($1, $2, 'run_failed', 'x')`,
+      [f.tenantId, runId],
+    ),
+  );
+  t.is(late.code, "RPSTS");
+  t.is(late.message, `run ${runId} is succeeded and sealed: no incident can be added to it`);
+  const running = await insertRun(db.pool, f);
   await db.pool.query(
     `insert into runproof.incidents (tenant_id, run_id, kind, message) values ($1, $2, 'run_failed', 'x')`,
-    [f.tenantId, runId],
+    [f.tenantId, running],
   );
-  const e2 = await pgError(db.pool.query(`delete from runproof.incidents where run_id = $1`, [runId]));
+  const e2 = await pgError(db.pool.query(`delete from runproof.incidents where run_id = $1`, [running]));
   t.is(e2.code, "RPIMM");
   t.regex(e2.message, /DELETE on runproof\.incidents \(tenant_id=.*, id=.*\)/);
   const e3 = await pgError(db.pool.query(`truncate runproof.incidents`));
@@ -136,7 +175,8 @@ test("traces: every other change is rejected, before and after the seal", async 
     const e = await pgError(db.pool.query(`update runproof.traces set ${set} where id = $1`, [traceId]));
     t.true(["RPIMM", "23514"].includes(e.code!), `${set}: ${e.code} ${e.message}`);
   }
-  await sealTrace(db.pool, f, traceId, "failed");
+  // A trace without steps can only be sealed aborted (completed and failed need their last step).
+  await sealTrace(db.pool, f, traceId, "aborted");
   for (const set of [
     `status = 'completed'`,
     `step_count = 5`,
@@ -284,12 +324,31 @@ test("runs: progress and the seal cannot be forged", async (t) => {
     db.pool.query(`update runproof.runs set next_plan_step = 2 where id = $1`, [runId]),
   );
   t.is(early.code, "RPIMM");
-  await startAttempt(db.pool, f, runId);
-  await db.pool.query(`update runproof.runs set next_plan_step = 1, cost_cents = 2 where id = $1`, [runId]);
+  const traceId = await startAttempt(db.pool, f, runId);
+  // With every guard on, progress only moves with the step that made it (record_step).
+  const forged = await pgError(
+    db.pool.query(`update runproof.runs set next_plan_step = 1, cost_cents = 2 where id = $1`, [runId]),
+  );
+  t.is(forged.code, "RPSTS");
+  t.is(
+    forged.message,
+    `run ${runId} progress (plan step 0 to 1, cost 0.0000 to 2.0000) does not come with its recorded steps`,
+  );
+  t.is(forged.detail, "attempt 1 has no step");
+  await appendStep(db.pool, f, runId, traceId, 0, { cost: 2 });
+  const skip = await pgError(
+    db.pool.query(`update runproof.runs set next_plan_step = 3 where id = $1`, [runId]),
+  );
+  t.is(skip.code, "RPSTS");
+  t.regex(skip.detail ?? "", /^the last step of attempt 1 is plan step 0, succeeded$/);
   const back = await pgError(
     db.pool.query(`update runproof.runs set next_plan_step = 0 where id = $1`, [runId]),
   );
-  t.is(back.code, "RPIMM");
+  t.is(back.code, "RPSTS");
+  const {
+    rows: [r],
+  } = await db.pool.query(`select next_plan_step, cost_cents from runproof.runs where id = $1`, [runId]);
+  t.deepEqual(r, { next_plan_step: 1, cost_cents: "2.0000" });
   const seal = await pgError(
     db.pool.query(`update runproof.runs set root_hash = sha256('x'), trace_count = 1 where id = $1`, [runId]),
   );
@@ -312,7 +371,7 @@ test("the guards are ENABLE ALWAYS: session_replication_role = replica does not 
   try {
     await c.query(`set session_replication_role = replica`);
     const e = await pgError(
-      c.query(`update runproof.trace_steps set error = 'x' where trace_id = $1`, [traceId]),
+      c.query(`update runproof.trace_steps set cost_cents = 0 where trace_id = $1`, [traceId]),
     );
     t.is(e.code, "RPIMM");
     const d = await pgError(c.query(`delete from runproof.traces where id = $1`, [traceId]));

@@ -6,6 +6,7 @@ import {
   asAttacker,
   completedRun,
   createTenant,
+  insertExtraStep,
   runProof,
   verifyTrace,
   type Fixture,
@@ -41,14 +42,14 @@ test("the untouched runs verify before any attack", async (t) => {
   t.is(p.reason, null);
 });
 
-test("(a) editing a step's content", async (t) => {
+test("(a) editing a step's output (its payload)", async (t) => {
   const {
     runId,
     traceIds: [tr],
   } = await victim();
   await asAttacker(db.pool, (c) =>
     c.query(
-      `update runproof.trace_steps set output = '{"ok":true,"i":999}' where trace_id = $1 and step_index = 2`,
+      `update runproof.step_payloads set output = '{"ok":true,"i":999}' where trace_id = $1 and step_index = 2`,
       [tr],
     ),
   );
@@ -56,18 +57,21 @@ test("(a) editing a step's content", async (t) => {
   t.is(p.verification_status, "TAMPERED");
   t.is(p.first_bad_step_index, 2);
   t.is(p.first_bad_trace_id, tr);
-  t.regex(p.reason!, /step 2: stored step_hash .* does not match/);
+  t.is(p.reason, "attempt 1: step 2: its output payload does not match the commitment its hash covers");
   t.is(p.chain_length, 2);
   t.is((await inVerifyAll(runId))[0]?.first_bad_step_index, 2);
   await afterEach(t);
 });
 
-test("(a2) editing a timestamp, the skill or the policy decision of a step", async (t) => {
+test("(a2) editing a timestamp, the skill, the status, the policy decision or a commitment of a step", async (t) => {
   for (const set of [
     `started_at = started_at - interval '1 second'`,
     `skill = 'http_call'`,
-    `status = 'failed', error = 'x'`,
+    `status = 'failed', error_commitment = sha256('x'), output_commitment = null`,
+    `status = 'denied', policy_decision = 'deny', output_commitment = null`,
     `cost_cents = 0`,
+    `input_commitment = sha256('x')`,
+    `decision_hash = sha256('x')`,
   ]) {
     const {
       runId,
@@ -79,6 +83,7 @@ test("(a2) editing a timestamp, the skill or the policy decision of a step", asy
     const p = await runProof(db.pool, f.tenantId, runId);
     t.is(p.verification_status, "TAMPERED", set);
     t.is(p.first_bad_step_index, 1, set);
+    t.regex(p.reason ?? "", /^attempt 1: step 1: stored step_hash .* does not match/, set);
   }
 });
 
@@ -99,14 +104,19 @@ test("(b) editing a step_hash", async (t) => {
   await afterEach(t);
 });
 
-test("(b2) re-hashing an edited step and every later one still breaks the seal", async (t) => {
+test("(b2) re-committing an edited payload and re-hashing every later step still breaks the seal", async (t) => {
   const {
     runId,
     traceIds: [tr],
   } = await victim();
   await asAttacker(db.pool, async (c) => {
     await c.query(
-      `update runproof.trace_steps set output = '{"forged":true}' where trace_id = $1 and step_index = 2`,
+      `update runproof.step_payloads set output = '{"forged":true}' where trace_id = $1 and step_index = 2`,
+      [tr],
+    );
+    await c.query(
+      `update runproof.trace_steps s set output_commitment = runproof_private.payload_commitment('output', p.output_salt, p.output::text)
+         from runproof.step_payloads p where p.trace_id = s.trace_id and p.step_index = s.step_index and s.trace_id = $1 and s.step_index = 2`,
       [tr],
     );
     for (let i = 2; i < 5; i++) {
@@ -156,23 +166,12 @@ test("(d) deleting the last step of a sealed trace", async (t) => {
   await afterEach(t);
 });
 
-test("(e) inserting an extra step, hashes and all", async (t) => {
+test("(e) inserting an extra step, with its decision, payloads and hashes", async (t) => {
   const {
     runId,
     traceIds: [tr],
   } = await victim();
-  await asAttacker(db.pool, async (c) => {
-    await c.query(
-      `insert into runproof.trace_steps (tenant_id, run_id, trace_id, step_index, plan_step, skill, status, policy_decision, started_at, finished_at, duration_ms, prev_hash, step_hash)
-       select tenant_id, run_id, trace_id, 5, 5, 'noop', 'succeeded', 'allow', now(), now(), 1, step_hash, step_hash
-         from runproof.trace_steps where trace_id = $1 and step_index = 4`,
-      [tr],
-    );
-    await c.query(
-      `update runproof.trace_steps s set step_hash = runproof_private.step_hash(s.prev_hash, runproof_private.step_canonical(s)) where trace_id = $1 and step_index = 5`,
-      [tr],
-    );
-  });
+  await asAttacker(db.pool, (c) => insertExtraStep(c, tr));
   const p = await runProof(db.pool, f.tenantId, runId);
   t.is(p.verification_status, "BROKEN");
   t.is(p.first_bad_step_index, 5);
@@ -242,6 +241,7 @@ test("(i) deleting a whole trace of a run", async (t) => {
   for (const attempt of [1, 2]) {
     const { runId, traceIds } = await completedRun(db.pool, f, { attempts: 2, stepsPerTrace: 3 });
     await asAttacker(db.pool, async (c: pg.PoolClient) => {
+      await c.query(`delete from runproof.step_payloads where trace_id = $1`, [traceIds[attempt - 1]]);
       await c.query(`delete from runproof.trace_steps where trace_id = $1`, [traceIds[attempt - 1]]);
       await c.query(`delete from runproof.policy_decisions where trace_id = $1`, [traceIds[attempt - 1]]);
       await c.query(`delete from runproof.traces where id = $1`, [traceIds[attempt - 1]]);

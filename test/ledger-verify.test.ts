@@ -37,43 +37,53 @@ test("a finished multi-attempt run is VERIFIED with its counts and a recomputabl
     trace_count: 3,
     step_count: 12,
   });
-  const { rows } = await db.pool.query(
-    `select id, root_hash from runproof.traces where run_id = $1 order by attempt`,
-    [runId],
-  );
+  const { rows } = await db.pool.query(`select id from runproof.traces where run_id = $1 order by attempt`, [
+    runId,
+  ]);
   t.deepEqual(
     rows.map((r) => r.id),
     traceIds,
   );
+  // The run root is sha256 of the run's seal text, which lists its content hash and its traces' seals.
   const {
     rows: [rc],
   } = await db.pool.query(
-    `select runproof_private.run_canonical(r) as c from runproof.runs r where id = $1`,
+    `select runproof_private.run_canonical(r) as c, r.seal, r.root_hash, r.trace_count from runproof.runs r where id = $1`,
     [runId],
   );
   t.like(JSON.parse(rc.c.toString("utf8")), [
-    "runproof.run/1",
+    "runproof.run/2",
     f.tenantId,
     runId,
     f.agentId,
     "test goal",
     "ava-test",
   ]);
-  const root = sha256(
-    sha256(`runproof.run/1|${f.tenantId}|${runId}`),
-    sha256(rc.c),
-    ...rows.map((r) => r.root_hash as Buffer),
+  const seal = JSON.parse(rc.seal.toString("utf8"));
+  t.is(seal[0], "runproof.run-seal/2");
+  t.is(seal[3], sha256(rc.c).toString("hex"));
+  t.is(seal[4], "succeeded");
+  t.is(seal[6], 3);
+  const { rows: seals } = await db.pool.query(
+    `select seal, seal_hash from runproof.traces where run_id = $1 order by attempt`,
+    [runId],
   );
-  t.is(p.root_hash, root.toString("hex"));
-  const {
-    rows: [run],
-  } = await db.pool.query(`select root_hash, trace_count from runproof.runs where id = $1`, [runId]);
-  t.deepEqual(run.root_hash, root);
-  t.is(run.trace_count, 3);
+  t.deepEqual(
+    seal[12],
+    seals.map((r) => sha256(r.seal).toString("hex")),
+  );
+  t.deepEqual(
+    seals.map((r) => r.seal_hash),
+    seals.map((r) => sha256(r.seal)),
+  );
+  t.deepEqual(rc.root_hash, sha256(rc.seal));
+  t.is(p.root_hash, rc.root_hash.toString("hex"));
+  t.is(rc.trace_count, 3);
   for (const id of traceIds) {
     const v = await verifyTrace(db.pool, id);
     t.is(v.verification_status, "VERIFIED");
     t.is(v.chain_length, 4);
+    t.is(v.proof_format, 2);
   }
 });
 
@@ -82,7 +92,7 @@ test("a trace root is its last step_hash; an empty trace's root is its genesis",
   const traceId = await startAttempt(db.pool, f, runId);
   const empty = await verifyTrace(db.pool, traceId);
   t.is(empty.verification_status, "IN_PROGRESS");
-  t.is(empty.root_hash, sha256(`runproof.genesis/1|${f.tenantId}|${runId}|${traceId}`).toString("hex"));
+  t.is(empty.root_hash, sha256(`runproof.genesis/2|${f.tenantId}|${runId}|${traceId}`).toString("hex"));
   const s = await appendStep(db.pool, f, runId, traceId, 0);
   const one = await verifyTrace(db.pool, traceId);
   t.is(one.root_hash, s.step_hash.toString("hex"));
@@ -110,15 +120,20 @@ test("an unknown run, or another tenant's run, is NOT_FOUND", async (t) => {
 
 test("failed and denied steps are part of the proof like any other", async (t) => {
   const runId = await insertRun(db.pool, f);
-  const traceId = await startAttempt(db.pool, f, runId);
-  await appendStep(db.pool, f, runId, traceId, 0);
-  await appendStep(db.pool, f, runId, traceId, 1, { status: "failed", output: null });
-  await appendStep(db.pool, f, runId, traceId, 2, { status: "denied", output: null });
-  await db.pool.query(`select runproof_private.seal_trace($1, $2, 'failed')`, [f.tenantId, traceId]);
+  // Attempt 1 fails at its second step; attempt 2 resumes there and is denied.
+  const first = await startAttempt(db.pool, f, runId);
+  await appendStep(db.pool, f, runId, first, 0);
+  await appendStep(db.pool, f, runId, first, 1, { status: "failed" });
+  await db.pool.query(`select runproof_private.seal_trace($1, $2, 'failed')`, [f.tenantId, first]);
+  await db.pool.query(`update runproof.runs set status = 'retrying' where id = $1`, [runId]);
+  const second = await startAttempt(db.pool, f, runId);
+  await appendStep(db.pool, f, runId, second, 0, { status: "denied" });
+  await db.pool.query(`select runproof_private.seal_trace($1, $2, 'failed')`, [f.tenantId, second]);
   await db.pool.query(`update runproof.runs set status = 'halted', error = 'denied' where id = $1`, [runId]);
   const p = await runProof(db.pool, f.tenantId, runId);
-  t.is(p.verification_status, "VERIFIED");
+  t.is(p.verification_status, "VERIFIED", p.reason ?? "");
   t.is(p.step_count, 3);
+  t.is(p.trace_count, 2);
 });
 
 test("verify_all is empty on an intact ledger", async (t) => {

@@ -316,6 +316,48 @@ badInput(
 );
 badInput(
   "SQL",
+  "a tenant name with a bidi isolate (U+2067)",
+  "RPVAL",
+  /^tenant name "acme\\u2067x" contains control, invisible or bidirectional formatting characters$/,
+  () => sql(`select runproof_private.create_tenant($1)`, ["acme\u2067x"]),
+);
+badInput(
+  "SQL",
+  "an agent name with a control character (ESC)",
+  "RPVAL",
+  /^agent name .* contains control, invisible or bidirectional formatting characters$/,
+  () => sql(`select runproof.create_agent($1, tenant_id => $2)`, ["bell\u001b[31m", a.tenantId]),
+);
+badInput(
+  "SQL",
+  "an agent allowed 101 skills",
+  "RPVAL",
+  /^allowed_skills lists 101 skills; at most 100 are allowed$/,
+  () =>
+    sql(`select runproof.create_agent('many', '', $1, $2)`, [
+      Array.from({ length: 101 }, () => "noop"),
+      a.tenantId,
+    ]),
+);
+badInput(
+  "SQL",
+  "an API key that expired before it was made",
+  "RPVAL",
+  /^API key expiry .* is not in the future$/,
+  () => sql(`select runproof_private.create_api_key($1, 'x', now() - interval '1 day')`, [a.tenantId]),
+);
+badInput(
+  "SQL",
+  "a plan step whose input does not fit its skill's schema",
+  "RPPLN",
+  /^plan step 0 \(http_call\) input has unknown key 'uri' \(known: /,
+  () =>
+    enqueue({
+      plan: { version: 1, steps: [{ skill: "http_call", input: { url: "http://127.0.0.1/", uri: "x" } }] },
+    }),
+);
+badInput(
+  "SQL",
   "an API key for a tenant that does not exist",
   "RPNFD",
   /^tenant 00000000-0000-0000-0000-000000000000 not found$/,
@@ -328,6 +370,13 @@ badInput(
   /^run 00000000-0000-0000-0000-000000000000 not found for tenant/,
   () =>
     sql(`select runproof.cancel_run('00000000-0000-0000-0000-000000000000', tenant_id => $1)`, [a.tenantId]),
+);
+badInput(
+  "SQL",
+  "a cancel reason of 2,001 characters (it becomes the run's error)",
+  "RPVAL",
+  /^cancel reason is 2001 characters long; at most 2000 are allowed$/,
+  () => sql(`select runproof.cancel_run($1, $2, $3)`, [finishedRun, "r".repeat(2001), a.tenantId]),
 );
 badInput("SQL", "cancelling a finished run", "RPSTS", /^run .* is already succeeded$/, () =>
   sql(`select runproof.cancel_run($1, tenant_id => $2)`, [finishedRun, a.tenantId]),
@@ -447,8 +496,82 @@ badInput(
 badInput("GraphQL", "malformed JSON", "400", /^Parsing failed/, () =>
   graphql("", undefined, `{"query": "mutation {`),
 );
-badInput("GraphQL", "a body over 2 MiB", "413", /^Too much data$/, () =>
-  enqueueGql({ goal: "x".repeat(3_000_000) }),
+badInput(
+  "GraphQL",
+  "a body over 2 MiB",
+  "BODY_TOO_LARGE",
+  /^The request body is larger than the limit of 2097152 bytes\.$/,
+  () => enqueueGql({ goal: "x".repeat(3_000_000) }),
+);
+badInput(
+  "GraphQL",
+  "an application/graphql body with bytes FF FE in the goal (it bypassed the UTF-8 check)",
+  "INVALID_UTF8",
+  /^The request body is not valid UTF-8/,
+  async () => {
+    const body = Buffer.concat([
+      Buffer.from(`mutation { enqueueRun(input: { agentId: "${a.agentId}", originSystemId: "ava", goal: "`),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(`" }) { run { id } } }`),
+    ]);
+    const res = await fetch(server.url, {
+      method: "POST",
+      headers: { "content-type": "application/graphql", authorization: `Bearer ${a.apiKey}` },
+      body,
+    });
+    const e = JSON.parse(await res.text()).errors[0];
+    return { code: e.extensions.code, message: e.message, status: res.status };
+  },
+);
+badInput(
+  "GraphQL",
+  "a plan literal nested 5,000 deep in the query text (was: Maximum call stack size exceeded)",
+  "QUERY_NESTING_TOO_DEEP",
+  /^The query nests brackets more than 256 levels deep/,
+  () =>
+    graphql(
+      `mutation { enqueueRun(input: { agentId: "${a?.agentId}", goal: "g", originSystemId: "ava", plan: { version: 1, steps: [{ skill: "noop", input: ${"{ a: ".repeat(5000)}1${" }".repeat(5000)} }] } }) { run { id } } }`,
+    ),
+);
+badInput(
+  "GraphQL",
+  "an agent description of 2,001 characters (was: the raw constraint name)",
+  "RPVAL",
+  /^agent description is 2001 characters long; at most 2000 are allowed$/,
+  () =>
+    graphql(
+      `mutation($d: String) { createAgent(input: { name: "long-desc", description: $d }) { agent { id } } }`,
+      {
+        d: "d".repeat(2001),
+      },
+    ),
+);
+badInput(
+  "GraphQL",
+  "allowedSkills: [null]",
+  "RPVAL",
+  /^allowed_skills must not contain null \(element 1 is null\)$/,
+  () =>
+    graphql(
+      `mutation { createAgent(input: { name: "null-skill", allowedSkills: [null] }) { agent { id } } }`,
+    ),
+);
+badInput(
+  "GraphQL",
+  "an agent name with a right-to-left override",
+  "RPVAL",
+  /^agent name "evil\\u202egnp\.exe" contains control, invisible or bidirectional formatting characters$/,
+  () =>
+    graphql(`mutation($n: String!) { createAgent(input: { name: $n }) { agent { id } } }`, {
+      n: `evil${RTL_OVERRIDE}gnp.exe`,
+    }),
+);
+badInput(
+  "GraphQL",
+  'a wait step of "abc" ms (was: failed only at run time)',
+  "RPPLN",
+  /^plan step 0 \(wait\) input\.ms must be an integer, got "abc"$/,
+  () => enqueueGql({ plan: { version: 1, steps: [{ skill: "wait", input: { ms: "abc" } }] } }),
 );
 badInput("GraphQL", "a GraphQL syntax error", "GRAPHQL_VALIDATION", /^Syntax Error/, () =>
   graphql(`mutation { enqueueRun(`),
@@ -533,6 +656,45 @@ badInput(
       "--origin-system-id",
       `cli${ZERO_WIDTH}x`,
     ]),
+);
+badInput(
+  "CLI",
+  "run --plan-file with bytes that are not UTF-8 (was: stored as U+FFFD)",
+  "exit 2",
+  /^runproof: the plan file .*latin1-plan\.json is not valid UTF-8\n\s+hint: save the file as UTF-8/,
+  async () => {
+    const file = path.join(tmp, "latin1-plan.json");
+    await fs.writeFile(
+      file,
+      Buffer.concat([
+        Buffer.from(`{"version": 1, "steps": [{"skill": "noop", "input": {"x": "`),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from(`"}}]}`),
+      ]),
+    );
+    return cli(["run", "--tenant-id", a.tenantId, "--agent", "agent", "--goal", "g", "--plan-file", file]);
+  },
+);
+badInput(
+  "CLI",
+  "run --plan-file nested 20,000 levels deep",
+  "exit 2",
+  /^runproof: the plan file .*deep-plan\.json: The request nests JSON more than 256 levels deep/,
+  async () => {
+    const file = path.join(tmp, "deep-plan.json");
+    await fs.writeFile(
+      file,
+      `{"version": 1, "steps": [{"skill": "noop", "input": {"x": ${"[".repeat(20_000)}${"]".repeat(20_000)}}}]}`,
+    );
+    return cli(["run", "--tenant-id", a.tenantId, "--agent", "agent", "--goal", "g", "--plan-file", file]);
+  },
+);
+badInput(
+  "CLI",
+  "agent create --name with a right-to-left override",
+  "exit 2",
+  /agent name "x\\u202ey" contains control, invisible or bidirectional formatting characters/,
+  () => cli(["agent", "create", "--tenant-id", a.tenantId, "--name", `x${RTL_OVERRIDE}y`]),
 );
 badInput("CLI", "run with a blank goal", "exit 2", /goal must not be blank/, () =>
   cli(["run", "--tenant-id", a.tenantId, "--agent", "agent", "--goal", "   "]),

@@ -70,7 +70,8 @@ for (const [path, code, message] of [
       "one attempt: the output will not fit on a second try either",
     );
     const { rows: steps } = await db.pool.query(
-      `select plan_step, status, error, output from runproof.trace_steps where run_id = $1`,
+      `select s.plan_step, s.status, p.error, p.output from runproof.trace_steps s join runproof.step_payloads p using (tenant_id, trace_id, step_index)
+        where s.run_id = $1`,
       [runId],
     );
     t.is(steps.length, 1);

@@ -77,8 +77,9 @@ test.after.always(async () => {
 const steps = async (runId: string) =>
   (
     await db.pool.query(
-      `select t.attempt, t.status as trace_status, s.step_index, s.plan_step, s.skill, s.status, s.cost_cents::float8 as cost, s.input, s.output, s.error
+      `select t.attempt, t.status as trace_status, s.step_index, s.plan_step, s.skill, s.status, s.cost_cents::float8 as cost, p.input, p.output, p.error
      from runproof.traces t left join runproof.trace_steps s on s.trace_id = t.id
+     left join runproof.step_payloads p on p.tenant_id = s.tenant_id and p.trace_id = s.trace_id and p.step_index = s.step_index
     where t.run_id = $1 order by t.attempt, s.step_index`,
       [runId],
     )

@@ -66,7 +66,8 @@ test.serial(
     const {
       rows: [step],
     } = await db.pool.query(
-      `select status, error from runproof.trace_steps where run_id = $1 and plan_step = 1`,
+      `select s.status, p.error from runproof.trace_steps s join runproof.step_payloads p using (tenant_id, trace_id, step_index)
+        where s.run_id = $1 and s.plan_step = 1`,
       [runId],
     );
     t.is(step.status, "failed");

@@ -28,6 +28,9 @@ alter table runproof.policy_decisions enable row level security;
 alter table runproof.trace_steps enable row level security;
 alter table runproof.incidents enable row level security;
 alter table runproof.agent_memory enable row level security;
+alter table runproof.step_payloads enable row level security;
+alter table runproof.payload_erasures enable row level security;
+alter table runproof.payload_erasure_steps enable row level security;
 alter table runproof_private.api_keys enable row level security;
 
 drop policy if exists select_own on runproof.tenants;
@@ -48,13 +51,20 @@ drop policy if exists select_own on runproof.incidents;
 create policy select_own on runproof.incidents for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
 drop policy if exists select_own on runproof.agent_memory;
 create policy select_own on runproof.agent_memory for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
+drop policy if exists select_own on runproof.step_payloads;
+create policy select_own on runproof.step_payloads for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
+drop policy if exists select_own on runproof.payload_erasures;
+create policy select_own on runproof.payload_erasures for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
+drop policy if exists select_own on runproof.payload_erasure_steps;
+create policy select_own on runproof.payload_erasure_steps for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
 
 --------------------------------------------------------------------------------
 -- Tenants read; every write goes through the SQL functions below
 --------------------------------------------------------------------------------
 
 grant select on runproof.tenants, runproof.agents, runproof.skills, runproof.runs, runproof.traces,
-  runproof.policy_decisions, runproof.trace_steps, runproof.incidents, runproof.agent_memory to runproof_tenant;
+  runproof.policy_decisions, runproof.trace_steps, runproof.incidents, runproof.agent_memory,
+  runproof.step_payloads, runproof.payload_erasures, runproof.payload_erasure_steps to runproof_tenant;
 
 -- The API: what a GraphQL request may call.
 grant execute on function
@@ -63,6 +73,7 @@ grant execute on function
   runproof.enqueue_run(uuid, uuid, text, text, jsonb, text, integer),
   runproof.cancel_run(uuid, text, uuid),
   runproof.archive_trace(uuid, uuid),
+  runproof.erase_payloads(uuid, interval, text, uuid),
   runproof.verify_trace(uuid),
   runproof.run_proof(uuid, uuid),
   runproof.runs_proof(runproof.runs),
@@ -71,6 +82,11 @@ grant execute on function
   runproof.traces_root_hash(runproof.traces),
   runproof.trace_steps_prev_hash(runproof.trace_steps),
   runproof.trace_steps_step_hash(runproof.trace_steps),
+  runproof.trace_steps_input(runproof.trace_steps),
+  runproof.trace_steps_output(runproof.trace_steps),
+  runproof.trace_steps_error(runproof.trace_steps),
+  runproof.trace_steps_erasure(runproof.trace_steps),
+  runproof.runs_payload_erasures(runproof.runs),
   runproof.runs_plan_step_count(runproof.runs),
   runproof.runs_is_finished(runproof.runs)
   to runproof_tenant;
@@ -83,10 +99,18 @@ grant execute on function
   runproof_private.genesis_hash(uuid, uuid, uuid),
   runproof_private.step_canonical(runproof.trace_steps),
   runproof_private.step_hash(bytea, bytea),
+  runproof_private.decision_canonical(runproof.policy_decisions),
+  runproof_private.payload_commitment(text, bytea, text),
+  runproof_private.trace_canonical(runproof.traces),
+  runproof_private.incident_canonical(runproof.incidents),
   runproof_private.run_canonical(runproof.runs),
-  runproof_private.run_root_hash(uuid, uuid, bytea[]),
-  runproof_private.chain_faults(uuid, uuid, bytea, integer),
-  runproof_private.chain_faults_parallel(uuid, uuid, bytea),
+  runproof_private.run_seal_canonical(runproof.runs),
+  runproof_private.run_root_hash(runproof.runs),
+  runproof_private.step_fault_order(),
+  runproof_private.step_faults(uuid, uuid, bytea, integer, integer),
+  runproof_private.step_faults_parallel(uuid, uuid, bytea, integer),
+  runproof_private.seal_difference(bytea, bytea, text[]),
+  runproof_private.trace_check(runproof.traces, integer),
   runproof_private.verify_trace_row(runproof.traces),
   runproof_private.run_proof_chain(uuid, uuid),
   runproof_private.guard_status(timestamptz, timestamptz)

@@ -1,4 +1,6 @@
 -- Agents: created for the request's tenant, with an optional skill allow-list of registered skills.
+-- Each limit of the table is checked here first, so every caller gets the limit in words (RPVAL
+-- with a HINT), not the name of the constraint that would have caught it.
 
 create or replace function runproof.create_agent(name text, description text default '', allowed_skills text[] default null, tenant_id uuid default null)
   returns runproof.agents
@@ -16,6 +18,24 @@ begin
   end if;
   if length(create_agent.name) > 200 then
     raise exception 'agent name is % characters long; at most 200 are allowed', length(create_agent.name) using errcode = 'RPVAL', hint = 'use a shorter name';
+  end if;
+  if runproof_private.has_invisible_chars(create_agent.name) then
+    raise exception 'agent name % contains control, invisible or bidirectional formatting characters', runproof_private.visible(create_agent.name)
+      using errcode = 'RPVAL', hint = 'use a name of visible characters only (no control characters, zero-width characters or bidi overrides)';
+  end if;
+  if length(coalesce(create_agent.description, '')) > 2000 then
+    raise exception 'agent description is % characters long; at most 2000 are allowed', length(create_agent.description)
+      using errcode = 'RPVAL', hint = 'shorten the description to 2000 characters';
+  end if;
+  if create_agent.allowed_skills is not null then
+    if array_position(create_agent.allowed_skills, null) is not null then
+      raise exception 'allowed_skills must not contain null (element % is null)', array_position(create_agent.allowed_skills, null)
+        using errcode = 'RPVAL', hint = 'list skill names only, e.g. {noop,http_call}; pass null (not [null]) to allow every skill';
+    end if;
+    if cardinality(create_agent.allowed_skills) > 100 then
+      raise exception 'allowed_skills lists % skills; at most 100 are allowed', cardinality(create_agent.allowed_skills)
+        using errcode = 'RPVAL', hint = 'list at most 100 skills, or pass null to allow every registered skill';
+    end if;
   end if;
   if not exists (select 1 from runproof.tenants t where t.id = v_tenant) then
     raise exception 'tenant % not found', v_tenant using errcode = 'RPNFD', hint = 'create the tenant first (runproof tenant create)';

@@ -1,4 +1,5 @@
--- Computed columns PostGraphile exposes on runs, traces and steps: proofs, hashes as hex, progress.
+-- Computed columns PostGraphile exposes on runs, traces and steps: proofs, hashes as hex, progress,
+-- and the steps' payloads (or their erasure).
 
 create or replace function runproof.runs_proof(r runproof.runs) returns runproof.proof
   language sql stable
@@ -55,3 +56,51 @@ create or replace function runproof.runs_is_finished(r runproof.runs) returns bo
   as $$ select r.status in ('succeeded', 'failed', 'halted', 'cancelled') $$;
 comment on function runproof.runs_is_finished(runproof.runs) is
   'Whether the run reached a final status (succeeded, failed, halted or cancelled): nothing about it changes any more, so a poller can stop.';
+
+--------------------------------------------------------------------------------
+-- Step payloads: stored apart from the chain (docs/proof-format.md section 5), NULL once erased
+--------------------------------------------------------------------------------
+
+create or replace function runproof.trace_steps_input(s runproof.trace_steps) returns jsonb
+  language sql stable
+  set search_path = pg_catalog
+  as $$ select p.input from runproof.step_payloads p where p.tenant_id = s.tenant_id and p.trace_id = s.trace_id and p.step_index = s.step_index $$;
+comment on function runproof.trace_steps_input(runproof.trace_steps) is
+  'The skill''s input, secrets redacted. NULL when the step''s payloads were erased (see erasure); the step''s hash still covers it through a salted commitment.';
+
+create or replace function runproof.trace_steps_output(s runproof.trace_steps) returns jsonb
+  language sql stable
+  set search_path = pg_catalog
+  as $$ select p.output from runproof.step_payloads p where p.tenant_id = s.tenant_id and p.trace_id = s.trace_id and p.step_index = s.step_index $$;
+comment on function runproof.trace_steps_output(runproof.trace_steps) is
+  'The skill''s output, secrets redacted (NULL when it failed or was denied, or when the step''s payloads were erased: see erasure).';
+
+create or replace function runproof.trace_steps_error(s runproof.trace_steps) returns text
+  language sql stable
+  set search_path = pg_catalog
+  as $$ select p.error from runproof.step_payloads p where p.tenant_id = s.tenant_id and p.trace_id = s.trace_id and p.step_index = s.step_index $$;
+comment on function runproof.trace_steps_error(runproof.trace_steps) is
+  'The error, when the step failed (NULL otherwise, or when the step''s payloads were erased: see erasure).';
+
+create or replace function runproof.trace_steps_erasure(s runproof.trace_steps) returns runproof.payload_erasures
+  language sql stable
+  set search_path = pg_catalog
+  as $$
+    select e from runproof.payload_erasure_steps x
+      join runproof.payload_erasures e on e.tenant_id = x.tenant_id and e.id = x.erasure_id
+     where x.tenant_id = s.tenant_id and x.trace_id = s.trace_id and x.step_index = s.step_index
+  $$;
+comment on function runproof.trace_steps_erasure(runproof.trace_steps) is
+  'When the step''s payloads (input, output, error) were erased: the erasure (who, when, why); NULL while they are kept.';
+
+create or replace function runproof.runs_payload_erasures(r runproof.runs) returns setof runproof.payload_erasures
+  language sql stable
+  set search_path = pg_catalog
+  as $$
+    select e.* from runproof.payload_erasures e
+     where e.tenant_id = r.tenant_id
+       and exists (select 1 from runproof.payload_erasure_steps x where x.tenant_id = e.tenant_id and x.erasure_id = e.id and x.run_id = r.id)
+     order by e.erased_at, e.id
+  $$;
+comment on function runproof.runs_payload_erasures(runproof.runs) is
+  'The erasures of this run''s step payloads, oldest first.';

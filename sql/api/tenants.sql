@@ -14,6 +14,10 @@ begin
   if length(p_name) > 200 then
     raise exception 'tenant name is % characters long; at most 200 are allowed', length(p_name) using errcode = 'RPVAL', hint = 'use a shorter name';
   end if;
+  if runproof_private.has_invisible_chars(p_name) then
+    raise exception 'tenant name % contains control, invisible or bidirectional formatting characters', runproof_private.visible(p_name)
+      using errcode = 'RPVAL', hint = 'use a name of visible characters only (no control characters, zero-width characters or bidi overrides)';
+  end if;
   -- 'NaN' sorts above every number, so "< 0" alone let it through (and the policy never denied).
   if p_daily_budget_cents is null or p_daily_budget_cents = 'NaN'::numeric or p_daily_budget_cents < 0
      or p_daily_budget_cents >= 10000000000 then

@@ -21,18 +21,19 @@ declare
   v text := '';
   c text;
 begin
-  -- JSON-quote the value, and spell out the invisible characters JSON leaves as they are.
-  foreach c in array regexp_split_to_array(coalesce(p, ''), '') loop
-    if c ~ '[\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]' then
+  -- JSON-quote the value (which spells out C0 controls), then spell out the invisible characters
+  -- JSON leaves as they are. (Spelling them out first had to_json escape the backslash: "\\u200b".)
+  foreach c in array regexp_split_to_array(to_json(coalesce(p, ''))::text, '') loop
+    if c ~ '[\u007f-\u00a0\u00ad\u061c\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u2069\u3000\ufeff]' then
       v := v || '\u' || lpad(to_hex(ascii(c)), 4, '0');
     else
       v := v || c;
     end if;
   end loop;
-  return to_json(v)::text;
+  return v;
 end
 $$;
-comment on function runproof_private.visible(text) is 'A value as error messages show it: JSON-quoted, with control and invisible characters spelled out (\u00a0, \u200b, ...).';
+comment on function runproof_private.visible(text) is 'A value as error messages show it: JSON-quoted, with control, invisible and bidirectional formatting characters spelled out (\u00a0, \u200b, \u202e, ...).';
 
 create or replace function runproof_private.reserved_origin_system_ids() returns text[]
   language sql immutable parallel safe
@@ -44,3 +45,9 @@ create or replace function runproof_private.is_terminal_status(p_status text) re
   language sql immutable parallel safe
   as $$ select p_status in ('succeeded', 'failed', 'halted', 'cancelled') $$;
 comment on function runproof_private.is_terminal_status(text) is 'Whether a run status is final (nothing about the run changes afterwards).';
+
+create or replace function runproof_private.has_invisible_chars(p text) returns boolean
+  language sql immutable parallel safe
+  as $$ select p ~ '[[:cntrl:]\u0080-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]' $$;
+comment on function runproof_private.has_invisible_chars(text) is
+  'Whether a text holds a control character (C0, DEL, C1), a soft hyphen, a zero-width character, a line or paragraph separator, or a bidirectional formatting character (embeddings, overrides, isolates, marks): characters that make a name look like another.';

@@ -88,16 +88,17 @@ begin
       p_incident_kind := 'run_failed';
     end if;
   end if;
-  update runproof.runs set status = p_run_status,
-         error = case when p_run_status = 'succeeded' then null else coalesce(p_error, error) end
-   where tenant_id = p_tenant_id and id = p_run_id
-  returning * into v;
+  -- The incident first: a final status seals the run, and its seal lists its incidents.
   if p_incident_kind is not null then
     insert into runproof.incidents (tenant_id, run_id, trace_id, kind, severity, message, details)
     values (p_tenant_id, p_run_id, p_trace_id, p_incident_kind,
             case when p_incident_kind in ('run_halted', 'budget_exceeded', 'skill_denied') then 'warning' else 'error' end,
             coalesce(p_error, p_incident_kind), coalesce(p_incident_details, '{}'));
   end if;
+  update runproof.runs set status = p_run_status,
+         error = case when p_run_status = 'succeeded' then null else coalesce(p_error, error) end
+   where tenant_id = p_tenant_id and id = p_run_id
+  returning * into v;
   if v.status = 'retrying' then
     -- Exponential backoff over the failed attempts (base, 2 x base, 4 x base ...), at most 10 minutes.
     perform runproof_private.add_run_job('execute_run', p_tenant_id, p_run_id,

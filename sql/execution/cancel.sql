@@ -11,6 +11,11 @@ declare
   v_tenant uuid := runproof_private.request_tenant(cancel_run.tenant_id);
   v runproof.runs;
 begin
+  -- The reason becomes the run's error: bounded like the other texts a tenant sends.
+  if length(cancel_run.reason) > 2000 then
+    raise exception 'cancel reason is % characters long; at most 2000 are allowed', length(cancel_run.reason)
+      using errcode = 'RPVAL', hint = 'say briefly why the run is cancelled';
+  end if;
   select r.* into v from runproof.runs r where r.tenant_id = v_tenant and r.id = cancel_run.run_id for update;
   if not found then
     raise exception 'run % not found for tenant %', cancel_run.run_id, v_tenant using errcode = 'RPNFD', hint = 'check the run id (runproof runs list)';

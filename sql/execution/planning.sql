@@ -33,17 +33,19 @@ create or replace function runproof_private.fail_planning(p_tenant_id uuid, p_ru
 declare
   v runproof.runs;
 begin
-  update runproof.runs set status = 'failed', error = p_error
-   where tenant_id = p_tenant_id and id = p_run_id and status = 'pending'
-  returning * into v;
+  select r.* into v from runproof.runs r where r.tenant_id = p_tenant_id and r.id = p_run_id for update;
   if not found then
-    if not exists (select 1 from runproof.runs where tenant_id = p_tenant_id and id = p_run_id) then
-      raise exception 'run % of tenant % not found', p_run_id, p_tenant_id using errcode = 'RPNFD', hint = 'check the run and tenant ids';
-    end if;
+    raise exception 'run % of tenant % not found', p_run_id, p_tenant_id using errcode = 'RPNFD', hint = 'check the run and tenant ids';
+  end if;
+  if v.status <> 'pending' then
     raise exception 'run % is not pending', p_run_id using errcode = 'RPSTS', hint = 'only a pending run can fail planning';
   end if;
+  -- The incident first: failing seals the run, and its seal lists its incidents.
   insert into runproof.incidents (tenant_id, run_id, kind, severity, message, details)
   values (p_tenant_id, p_run_id, 'planning_failed', 'error', p_error, '{}');
+  update runproof.runs set status = 'failed', error = p_error
+   where tenant_id = p_tenant_id and id = p_run_id
+  returning * into v;
   return v;
 end
 $$;

@@ -29,20 +29,23 @@ begin
      and t.attempt > coalesce((select max(t2.attempt) from runproof.traces t2
                                 where t2.tenant_id = p_tenant_id and t2.run_id = p_run_id
                                   and (t2.status <> 'aborted' or t2.step_count > 0)), 0);
+  -- Each incident is written before the status change that it explains: a final status seals the
+  -- run, incidents included, and nothing is added to a sealed run.
   if v_stalled >= c_stalled_limit then
+    insert into runproof.incidents (tenant_id, run_id, trace_id, kind, severity, message, details)
+    values (p_tenant_id, p_run_id, v_trace, 'run_failed', 'error',
+            format('abandoned by its worker %s times in a row before it recorded a step; giving up', v_stalled),
+            jsonb_build_object('stalled_attempts', v_stalled, 'resume_at_plan_step', v.next_plan_step, 'recovered_by', p_worker));
     update runproof.runs set status = 'failed',
            error = format('abandoned by its worker %s times in a row before it recorded a step; giving up', v_stalled)
      where tenant_id = p_tenant_id and id = p_run_id returning * into v;
-    insert into runproof.incidents (tenant_id, run_id, trace_id, kind, severity, message, details)
-    values (p_tenant_id, p_run_id, v_trace, 'run_failed', 'error', v.error,
-            jsonb_build_object('stalled_attempts', v_stalled, 'resume_at_plan_step', v.next_plan_step, 'recovered_by', p_worker));
     return v;
   end if;
-  update runproof.runs set status = 'retrying' where tenant_id = p_tenant_id and id = p_run_id returning * into v;
   insert into runproof.incidents (tenant_id, run_id, trace_id, kind, severity, message, details)
   values (p_tenant_id, p_run_id, v_trace, 'worker_crashed', 'warning',
           'the attempt was abandoned by its worker; a new attempt resumes after the last succeeded step',
           jsonb_build_object('resume_at_plan_step', v.next_plan_step, 'recovered_by', p_worker));
+  update runproof.runs set status = 'retrying' where tenant_id = p_tenant_id and id = p_run_id returning * into v;
   return v;
 end
 $$;

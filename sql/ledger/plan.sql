@@ -1,6 +1,56 @@
--- A run's plan is checked when it is stored, in SQL, whoever stores it: its shape and size, and
--- that it names only registered, enabled skills. Once stored it never changes. A run cannot start
--- without a valid plan (the table's runs_plan_before_start).
+-- A run's plan is checked when it is stored, in SQL, whoever stores it: its shape and size, that
+-- it names only registered, enabled skills, that each step's input fits its skill's registered
+-- input schema, and that it holds only numbers a JavaScript number holds exactly (what the worker
+-- runs is what was recorded). Once stored it never changes. A run cannot start without a valid
+-- plan (the table's runs_plan_before_start).
+
+create or replace function runproof_private.inexact_number(p jsonb, p_path text default '') returns text
+  language plpgsql immutable parallel safe
+  set search_path = pg_catalog
+  -- float8 to text is then the shortest text that reads back as the same double.
+  set extra_float_digits = 1
+  as $$
+declare
+  v_n numeric;
+  v_key text;
+  v_value jsonb;
+  v_i integer := 0;
+  v_found text;
+begin
+  case jsonb_typeof(p)
+    when 'number' then
+      v_n := (p #>> '{}')::numeric;
+      -- Outside the doubles' range (or below the smallest one), no double holds the value; inside
+      -- it, the value must read back unchanged from the nearest double.
+      if v_n <> 0 and (abs(v_n) < 4.9406564584124654e-324 or abs(v_n) > 1.7976931348623157e308
+                       or v_n <> (v_n::float8)::text::numeric) then
+        return coalesce(nullif(p_path, ''), '(the plan)') || ' = '
+          || case when length(p #>> '{}') > 40 then left(p #>> '{}', 24) || format('... (%s characters)', length(p #>> '{}'))
+                  else p #>> '{}' end;
+      end if;
+    when 'object' then
+      for v_key, v_value in select e.key, e.value from jsonb_each(p) e loop
+        v_found := runproof_private.inexact_number(v_value, p_path || '.' || v_key);
+        if v_found is not null then
+          return v_found;
+        end if;
+      end loop;
+    when 'array' then
+      for v_value in select e.value from jsonb_array_elements(p) e loop
+        v_found := runproof_private.inexact_number(v_value, p_path || '[' || v_i || ']');
+        if v_found is not null then
+          return v_found;
+        end if;
+        v_i := v_i + 1;
+      end loop;
+    else
+      null;
+  end case;
+  return null;
+end
+$$;
+comment on function runproof_private.inexact_number(jsonb, text) is
+  'The first number in a JSON value (as "path = number") that no IEEE 754 double holds exactly, or NULL. The worker and its skills run on JavaScript numbers: such a number would run as another value than the one recorded.';
 
 create or replace function runproof_private.validate_plan(p_plan jsonb) returns void
   language plpgsql stable
@@ -11,6 +61,8 @@ declare
   v_i integer := 0;
   v_skill text;
   v_key text;
+  v_schema jsonb;
+  v_problem text;
 begin
   if p_plan is null then
     return;
@@ -81,12 +133,26 @@ begin
       raise exception 'plan step % timeout_ms must be a number of milliseconds from 1 to 3600000', v_i
         using errcode = 'RPPLN', hint = 'omit timeout_ms to use the skill''s default';
     end if;
+    -- The input the worker would pass the skill ({} when the step has none), against the schema
+    -- the worker registered for it: a wait of "abc" ms is refused now, not when the run reaches it.
+    select s.input_schema into v_schema from runproof.skills s where s.name = v_skill;
+    v_problem := runproof_private.json_schema_problem(v_schema, coalesce(v_step -> 'input', '{}'::jsonb), 'input');
+    if v_problem is not null then
+      raise exception 'plan step % (%) %', v_i, v_skill, v_problem
+        using errcode = 'RPPLN',
+              hint = 'give the step the input its skill expects (select input_schema from runproof.skills where name = ' || quote_literal(v_skill) || ')';
+    end if;
     v_i := v_i + 1;
   end loop;
+  v_key := runproof_private.inexact_number(p_plan, 'plan');
+  if v_key is not null then
+    raise exception 'plan number % cannot be held exactly by a 64-bit float, so the skill would receive another number than the one recorded', v_key
+      using errcode = 'RPPLN', hint = 'pass such numbers as strings, or round them to a value a double holds';
+  end if;
 end
 $$;
 comment on function runproof_private.validate_plan(jsonb) is
-  'Raises RPPLN (malformed plan, including step input nested more than 64 levels deep) or RPSKL (unknown skill) unless the plan is valid and names only registered, enabled skills.';
+  'Raises RPPLN (malformed plan, including step input nested more than 64 levels deep or not fitting its skill''s input_schema, or a number no 64-bit float holds exactly) or RPSKL (unknown skill) unless the plan is valid and names only registered, enabled skills.';
 
 create or replace function runproof_private.tg_runs__plan_check() returns trigger
   language plpgsql volatile

@@ -21,7 +21,7 @@ begin
       using errcode = 'RPOLN', schema = 'runproof', table = 'runs', column = 'origin_system_id',
             hint = 'use a short identifier of the system, not a description';
   elsif v ~ '^[\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]|[\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]$'
-        or v ~ '[[:cntrl:]\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]' then
+        or runproof_private.has_invisible_chars(v) then
     raise exception 'origin_system_id % has leading or trailing whitespace, or control or invisible characters', runproof_private.visible(v)
       using errcode = 'RPOCH', schema = 'runproof', table = 'runs', column = 'origin_system_id',
             hint = 'trim the value and remove control characters';

@@ -1,6 +1,6 @@
 -- The guards of runproof.traces: a trace opens only as its run's current attempt; afterwards its
--- only changes are the seal (running -> completed | failed | aborted, checked against its chain)
--- and archival (archived_at set once). It is never deleted.
+-- only changes are the seal (running -> completed | failed | aborted, checked against its chain
+-- and its steps, with the seal text and hash computed here) and archival (archived_at set once).
 
 create or replace function runproof_private.tg_traces__open() returns trigger
   language plpgsql volatile
@@ -44,6 +44,7 @@ declare
   v_changed text[];
   v_last_index integer;
   v_last_hash bytea;
+  v_last_status text;
 begin
   v_key := format('tenant_id=%s, id=%s', old.tenant_id, old.id);
   if tg_op = 'DELETE' then
@@ -61,7 +62,7 @@ begin
   if old.status = 'running' and new.status in ('completed', 'failed', 'aborted')
      and v_changed <@ array['status', 'completed_at', 'step_count', 'root_hash', 'metadata']
      and new.completed_at is not null and new.step_count is not null and new.root_hash is not null then
-    select s.step_index, s.step_hash into v_last_index, v_last_hash
+    select s.step_index, s.step_hash, s.status into v_last_index, v_last_hash, v_last_status
       from runproof.trace_steps s
      where s.tenant_id = old.tenant_id and s.trace_id = old.id
      order by s.step_index desc limit 1;
@@ -72,6 +73,17 @@ begin
         runproof_private.hex(coalesce(v_last_hash, runproof_private.genesis_hash(old.tenant_id, old.run_id, old.id)))
         using errcode = 'RPSEL', hint = 'seal traces with runproof_private.seal_trace, which reads the seal off the chain';
     end if;
+    -- The status must be what the steps say happened (docs/proof-format.md section 9.2, check 7).
+    if new.status = 'completed' and v_last_status is distinct from 'succeeded' and v_last_status is not null
+       or new.status = 'failed' and v_last_status is distinct from 'failed' and v_last_status is distinct from 'denied'
+       or new.status = 'aborted' and v_last_status = 'denied' then
+      raise exception 'trace % cannot be sealed %: its last step %', old.id, new.status,
+        coalesce(v_last_status, 'does not exist')
+        using errcode = 'RPSEL', hint = 'a completed trace ends with a succeeded step, a failed one with a failed or denied step, an aborted one not with a denied step';
+    end if;
+    -- The seal text and its hash are the database's (docs/proof-format.md section 6).
+    new.seal := runproof_private.trace_canonical(new);
+    new.seal_hash := sha256(new.seal);
     return new;
   end if;
 
@@ -95,6 +107,6 @@ alter table runproof.traces enable always trigger tg_traces__guard;
 alter table runproof.traces enable always trigger tg_traces__no_truncate;
 insert into runproof_private.guard_descriptions (table_name, trigger_name, blocks, allows) values
   ('traces', 'tg_traces__open', 'INSERT of a trace that is not the run''s current attempt, not running, pre-sealed, or beside another running trace (RPSTS)', 'INSERT by runproof_private.start_attempt'),
-  ('traces', 'tg_traces__guard', 'DELETE; any UPDATE other than the seal or archival (RPIMM); a seal that disagrees with the chain (RPSEL)', 'seal: running -> completed|failed|aborted with completed_at, step_count, root_hash (and metadata); archival: archived_at NULL -> timestamp on a sealed trace'),
+  ('traces', 'tg_traces__guard', 'DELETE; any UPDATE other than the seal or archival, a client-supplied seal text or hash (RPIMM); a seal that disagrees with the chain or whose status disagrees with the last step (RPSEL)', 'seal: running -> completed|failed|aborted with completed_at, step_count, root_hash (and metadata); archival: archived_at NULL -> timestamp on a sealed trace'),
   ('traces', 'tg_traces__no_truncate', 'TRUNCATE (RPIMM)', 'nothing')
 on conflict (table_name, trigger_name) do update set blocks = excluded.blocks, allows = excluded.allows;

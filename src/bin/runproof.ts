@@ -6,6 +6,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
   centsArg,
+  durationArg,
+  timestampArg,
   describeError,
   EXIT,
   EXIT_CODES_HELP,
@@ -89,6 +91,19 @@ tenant
   .description("list tenants with their budgets and counts")
   .addOption(json())
   .action(async (opts) => (await import("../cli/tenant.ts")).tenantList(opts));
+tenant
+  .command("retention")
+  .description(
+    "how long a tenant's step payloads are kept after their run finished (then the worker erases them)",
+  )
+  .argument("<tenant-id>", "the tenant", uuidArg)
+  .addOption(new Option("--keep <interval>", "e.g. '180 days' (a PostgreSQL interval)").conflicts("forever"))
+  .option("--forever", "keep payloads (the default)")
+  .addOption(json())
+  .action(async (tenantId, opts) => {
+    if (!opts.keep && !opts.forever) throw new InvalidArgumentError("pass --keep <interval> or --forever");
+    await (await import("../cli/erase.ts")).retentionCommand(tenantId, opts);
+  });
 
 const apiKey = program
   .command("api-key")
@@ -98,6 +113,17 @@ apiKey
   .description("create an API key for a tenant and print it, once")
   .addOption(tenantOpt(true))
   .option("-l, --label <text>", "what the key is for", "")
+  .addOption(
+    new Option("--expires-in <duration>", "the key stops working after this long: 30d, 12h, 90m, 3600s, 2w")
+      .argParser(durationArg)
+      .conflicts("expiresAt"),
+  )
+  .addOption(
+    new Option(
+      "--expires-at <time>",
+      "the key stops working at this ISO 8601 time, e.g. 2026-12-31T23:59:59Z",
+    ).argParser(timestampArg),
+  )
   .addOption(json())
   .action(async (opts) => (await import("../cli/api-key.ts")).apiKeyCreate(opts));
 apiKey
@@ -109,7 +135,7 @@ apiKey
   .action(async (keyId, opts) => (await import("../cli/api-key.ts")).apiKeyRevoke(keyId, opts));
 apiKey
   .command("list")
-  .description("list a tenant's keys: id, prefix, label, created, revoked (never the key)")
+  .description("list a tenant's keys: id, prefix, label, created, expires, revoked (never the key)")
   .addOption(tenantOpt(true))
   .addOption(json())
   .action(async (opts) => (await import("../cli/api-key.ts")).apiKeyList(opts));
@@ -230,6 +256,30 @@ proof
   .option("--expect-root <hex>", "also require this run root (one you recorded outside the database)")
   .addOption(json())
   .action(async (file, opts) => (await import("../cli/proof-verify.ts")).proofVerify(file, opts));
+
+program
+  .command("erase")
+  .description(
+    "erase step payloads (input, output, error) of a run, or of a tenant's runs older than an age; proofs stay VERIFIED",
+  )
+  .addOption(
+    new Option("--run <run-id>", "the run whose payloads to erase").argParser(uuidArg).conflicts("olderThan"),
+  )
+  .option("--older-than <interval>", "erase the payloads of runs that finished longer ago, e.g. '30 days'")
+  .requiredOption("--reason <text>", "why (recorded with the erasure), e.g. 'GDPR request 2026-117'")
+  .addOption(tenantOpt(false, "the tenant (needed with --older-than; found from the run with --run)"))
+  .addOption(json())
+  .addHelpText(
+    "after",
+    `
+Records the erasure (who, when, why, which steps) in runproof.payload_erasures; every hash stays as it
+was, so proofs and bundles still verify, with the erased steps counted.`,
+  )
+  .action(async (opts) => {
+    if (!opts.run && !opts.olderThan)
+      throw new InvalidArgumentError("pass --run <run-id> or --older-than <interval>");
+    await (await import("../cli/erase.ts")).eraseCommand(opts);
+  });
 
 program
   .command("verify-all")

@@ -4,22 +4,30 @@ import { kvTable, notFound, out, printJson, requireTenant, table, withDatabase }
 export async function apiKeyCreate(opts: {
   tenantId: string;
   label?: string;
+  /** A Postgres interval ("30 days"), from --expires-in. */
+  expiresIn?: string;
+  /** An ISO 8601 time, from --expires-at. */
+  expiresAt?: string;
   json?: boolean;
 }): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const tenant = await requireTenant(pool, opts.tenantId);
+    // The database's clock decides when "in 30 days" is, and refuses a time in the past.
     const {
       rows: [k],
-    } = await pool.query(`select key_id, api_key, key_prefix from runproof_private.create_api_key($1, $2)`, [
-      opts.tenantId,
-      opts.label ?? "",
-    ]);
+    } = await pool.query(
+      `select key_id, api_key, key_prefix, expires_at
+         from runproof_private.create_api_key($1, $2,
+                coalesce($3::timestamptz, now() + $4::interval))`,
+      [opts.tenantId, opts.label ?? "", opts.expiresAt ?? null, opts.expiresIn ?? null],
+    );
     if (opts.json)
       return printJson({
         tenant_id: opts.tenantId,
         key_id: k.key_id,
         key_prefix: k.key_prefix,
         label: opts.label ?? "",
+        expires_at: k.expires_at,
         api_key: k.api_key,
       });
     out(`API key for tenant ${tenant.name} (shown once; only its SHA-256 is stored):`);
@@ -31,6 +39,7 @@ export async function apiKeyCreate(opts: {
         ["key id", k.key_id],
         ["prefix", k.key_prefix],
         ["label", opts.label ?? ""],
+        ["expires", k.expires_at ? k.expires_at.toISOString() : "never"],
       ]),
     );
     out(
@@ -57,7 +66,7 @@ export async function apiKeyRevoke(keyId: string, opts: { tenantId: string; json
     const {
       rows: [r],
     } = await pool.query(
-      `select id as key_id, key_prefix, label, created_at, revoked_at from runproof_private.api_keys where tenant_id = $1 and id = $2`,
+      `select id as key_id, key_prefix, label, created_at, expires_at, revoked_at from runproof_private.api_keys where tenant_id = $1 and id = $2`,
       [opts.tenantId, keyId],
     );
     if (opts.json) return printJson(r);
@@ -72,7 +81,7 @@ export async function apiKeyList(opts: { tenantId: string; json?: boolean }): Pr
     await requireTenant(pool, opts.tenantId);
     // Never the key, nor its hash: the prefix is enough to recognise one.
     const { rows } = await pool.query(
-      `select id as key_id, key_prefix, label, created_at, revoked_at
+      `select id as key_id, key_prefix, label, created_at, expires_at, revoked_at
          from runproof_private.api_keys where tenant_id = $1 order by created_at, id`,
       [opts.tenantId],
     );
@@ -80,8 +89,15 @@ export async function apiKeyList(opts: { tenantId: string; json?: boolean }): Pr
     if (!rows.length) return out(`no API keys: runproof api-key create --tenant-id ${opts.tenantId}`);
     out(
       table(
-        ["key id", "prefix", "label", "created", "revoked"],
-        rows.map((k) => [k.key_id, k.key_prefix, k.label, k.created_at, k.revoked_at ?? "-"]),
+        ["key id", "prefix", "label", "created", "expires", "revoked"],
+        rows.map((k) => [
+          k.key_id,
+          k.key_prefix,
+          k.label,
+          k.created_at,
+          k.expires_at ?? "never",
+          k.revoked_at ?? "-",
+        ]),
       ),
     );
   });

@@ -112,6 +112,34 @@ export function nonNegativeIntArg(value: string): number {
   return n;
 }
 
+const DURATION_UNITS: Record<string, string> = {
+  s: "seconds",
+  m: "minutes",
+  h: "hours",
+  d: "days",
+  w: "weeks",
+};
+
+/** "30d", "12h", "90m", "3600s", "2w" → a Postgres interval ("30 days"). */
+export function durationArg(value: string): string {
+  const m = /^\s*(\d{1,9})\s*([smhdw])\s*$/i.exec(value);
+  if (!m || Number(m[1]) < 1)
+    throw new InvalidArgumentError(
+      `"${value}" is not a duration: use a number and a unit, e.g. 30d, 12h, 90m, 3600s or 2w.`,
+    );
+  return `${Number(m[1])} ${DURATION_UNITS[m[2]!.toLowerCase()]}`;
+}
+
+/** An ISO 8601 date-time with a time zone ("2026-12-31T23:59:59Z"). */
+export function timestampArg(value: string): string {
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/i;
+  if (!iso.test(value.trim()) || Number.isNaN(Date.parse(value)))
+    throw new InvalidArgumentError(
+      `"${value}" is not an ISO 8601 time with a time zone, e.g. 2026-12-31T23:59:59Z.`,
+    );
+  return value.trim();
+}
+
 export function centsArg(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0)

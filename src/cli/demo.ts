@@ -155,9 +155,12 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
         await fs.mkdir(dir, { recursive: true });
         const { exportBundle } = await import("../lib/bundle.ts");
         const { verifyBundle } = await import("../lib/offline-verify.ts");
+        const { nodeSha256 } = await import("../lib/sha256-node.ts");
         const beforeFile = path.join(dir, "bundle-before.json");
         await fs.writeFile(beforeFile, `${toJson(await exportBundle(pool, tenant.id, run.id))}\n`);
-        const offlineBefore = verifyBundle(JSON.parse(await fs.readFile(beforeFile, "utf8")));
+        const offlineBefore = await verifyBundle(JSON.parse(await fs.readFile(beforeFile, "utf8")), {
+          sha256: nodeSha256,
+        });
         say(`exported ${beforeFile}`);
         say(
           `offline check of that file (no database, SHA-256 only): ${offlineBefore.verification_status}, root ${offlineBefore.root_hash}`,
@@ -166,14 +169,16 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
 
         // ── 5. guards
         await title("Rewrite history with an UPDATE: the guard trigger refuses");
+        // Step 1's output (what json_transform computed) lives in runproof.step_payloads; the step's
+        // hash covers it through a salted commitment.
         const {
           rows: [step1],
         } = await pool.query(
-          `select trace_id, step_index, output from runproof.trace_steps where tenant_id = $1 and run_id = $2 and step_index = 1`,
+          `select trace_id, step_index, output from runproof.step_payloads where tenant_id = $1 and run_id = $2 and step_index = 1`,
           [tenant.id, run.id],
         );
         const forged = { result: { total_cents: 162500, count: 3 } };
-        const update = `update runproof.trace_steps set output = '${JSON.stringify(forged)}' where trace_id = '${step1.trace_id}' and step_index = 1`;
+        const update = `update runproof.step_payloads set output = '${JSON.stringify(forged)}' where trace_id = '${step1.trace_id}' and step_index = 1`;
         sqlLine(`${update};`);
         say(`(step 1 recorded ${JSON.stringify(step1.output)})`);
         try {
@@ -190,9 +195,9 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
         }
 
         // ── 6. superuser
-        await title("A superuser switches the guards off, edits step 1, and switches them back on");
+        await title("A superuser switches the guards off, edits step 1's output, and switches them back on");
         const { rows: triggers } = await pool.query<{ tgname: string }>(
-          `select tgname from pg_trigger where tgrelid = 'runproof.trace_steps'::regclass and not tgisinternal order by tgname`,
+          `select tgname from pg_trigger where tgrelid = 'runproof.step_payloads'::regclass and not tgisinternal order by tgname`,
         );
         const c = await pool.connect();
         try {
@@ -202,10 +207,10 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
           };
           await run1("begin");
           for (const t of triggers)
-            await run1(`alter table runproof.trace_steps disable trigger ${t.tgname}`);
+            await run1(`alter table runproof.step_payloads disable trigger ${t.tgname}`);
           await run1(update);
           for (const t of triggers)
-            await run1(`alter table runproof.trace_steps enable always trigger ${t.tgname}`);
+            await run1(`alter table runproof.step_payloads enable always trigger ${t.tgname}`);
           await run1("commit");
         } catch (e) {
           await c.query("rollback").catch(() => {});
@@ -221,7 +226,7 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
         say("every trigger is back to ENABLE ALWAYS; nothing in the catalog shows what happened.");
 
         // ── 7. caught
-        await title("run_proof again: the chain no longer adds up");
+        await title("run_proof again: step 1's output no longer matches the commitment its hash covers");
         sqlLine(`select * from runproof.run_proof('${tenant.id}', '${run.id}');`);
         const after = await proof(pool, tenant.id, run.id);
         out(indent(proofTable(after)));
@@ -232,7 +237,9 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
         await title("The auditor's view: bundles verified offline");
         const afterFile = path.join(dir, "bundle-after.json");
         await fs.writeFile(afterFile, `${toJson(await exportBundle(pool, tenant.id, run.id))}\n`);
-        const offlineAfter = verifyBundle(JSON.parse(await fs.readFile(afterFile, "utf8")));
+        const offlineAfter = await verifyBundle(JSON.parse(await fs.readFile(afterFile, "utf8")), {
+          sha256: nodeSha256,
+        });
         say(`exported ${afterFile}`);
         say(
           `offline: ${offlineAfter.verification_status} at attempt ${offlineAfter.first_bad_attempt}, step ${offlineAfter.first_bad_step_index}`,

@@ -1,8 +1,9 @@
 // runproof proof verify BUNDLE_FILE: offline. This module must not reach a database: it
 // imports no database code, and needs neither DATABASE_URL nor an embedded Postgres. It
-// recomputes every hash of the bundle with node:crypto (src/lib/offline-verify.ts).
+// recomputes every hash of the bundle (src/lib/offline-verify.ts, with node:crypto's SHA-256).
 import fs from "node:fs/promises";
-import { verifyBundle, type OfflineProof } from "../lib/offline-verify.ts";
+import { type OfflineProof, verifyBundle } from "../lib/offline-verify.ts";
+import { nodeSha256 } from "../lib/sha256-node.ts";
 import { EXIT, kvTable, out, printJson, usageError } from "./common.ts";
 
 export async function proofVerify(
@@ -22,12 +23,13 @@ export async function proofVerify(
   let databaseSaid: Record<string, unknown> | null = null;
   try {
     const raw = JSON.parse(text);
-    proof = verifyBundle(raw);
+    proof = await verifyBundle(raw, { sha256: nodeSha256 });
     if (raw && typeof raw === "object" && raw.database_proof && typeof raw.database_proof === "object")
       databaseSaid = raw.database_proof;
   } catch (e) {
     proof = {
       integrity_model: "HASH_CHAIN",
+      proof_format: 2,
       verification_status: "INVALID_BUNDLE",
       tenant_id: null,
       run_id: null,
@@ -35,13 +37,16 @@ export async function proofVerify(
       root_hash: null,
       trace_count: 0,
       step_count: 0,
+      erased_steps: 0,
       first_bad_attempt: null,
       first_bad_trace_id: null,
       first_bad_step_index: null,
       reason: `the file is not JSON: ${(e as Error).message}`,
+      guard_status: null,
+      guard_detail: null,
     };
   }
-  // A root recorded elsewhere (proof-format.md §7): a consistent rewrite of the whole run changes it.
+  // A root recorded elsewhere: a consistent rewrite of the whole run (seals included) changes it.
   if (
     opts.expectRoot &&
     proof.verification_status === "VERIFIED" &&
@@ -67,6 +72,7 @@ export async function proofVerify(
       ["root hash", proof.root_hash],
       ["traces", proof.trace_count],
       ["steps", proof.step_count],
+      ["erased steps", proof.erased_steps],
     ];
     if (proof.verification_status !== "VERIFIED") {
       pairs.push(

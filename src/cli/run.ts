@@ -6,6 +6,7 @@
 import fs from "node:fs/promises";
 import { SingleBar } from "cli-progress";
 import pg from "pg";
+import { checkJsonText, decodeUtf8 } from "../graphql/input-guard.ts";
 import {
   CliError,
   EXIT,
@@ -117,26 +118,39 @@ export async function runCommand(opts: RunOptions): Promise<void> {
 }
 
 async function readPlan(file: string): Promise<unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = file === "-" ? await readStdin() : await fs.readFile(file, "utf8");
+    bytes = file === "-" ? await readStdin() : await fs.readFile(file);
   } catch (e) {
     throw usageError(`cannot read the plan file ${file}: ${(e as Error).message}`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw usageError(
-      `the plan file ${file} is not JSON: ${(e as Error).message}`,
-      'a plan looks like {"version": 1, "steps": [{"skill": "noop", "input": {}}]}',
-    );
+  // The same checks as a GraphQL body (src/graphql/input-guard.ts): bytes that are not UTF-8
+  // would be stored as U+FFFD, lone surrogates likewise, deep nesting overflows later.
+  const decoded = decodeUtf8(bytes);
+  if ("problem" in decoded) {
+    throw usageError(`the plan file ${file} is not valid UTF-8`, "save the file as UTF-8");
   }
+  const checked = checkJsonText(decoded.text);
+  if (checked.value === undefined) {
+    try {
+      JSON.parse(decoded.text);
+    } catch (e) {
+      throw usageError(
+        `the plan file ${file} is not JSON: ${(e as Error).message}`,
+        'a plan looks like {"version": 1, "steps": [{"skill": "noop", "input": {}}]}',
+      );
+    }
+  }
+  if (checked.problem) {
+    throw usageError(`the plan file ${file}: ${checked.problem.message}`, checked.problem.hint);
+  }
+  return checked.value;
 }
 
-async function readStdin(): Promise<string> {
-  let s = "";
-  for await (const chunk of process.stdin) s += chunk;
-  return s;
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
 }
 
 /** An agent given by id or by name, within the tenant. */
@@ -277,7 +291,8 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
 
       // Steps after the last one printed, in chain order (attempt, then index).
       const { rows: steps } = await o.pool.query<StepRow>(
-        `select t.attempt, s.trace_id, s.step_index, s.plan_step, s.skill, s.status, s.duration_ms, s.cost_cents, s.error
+        `select t.attempt, s.trace_id, s.step_index, s.plan_step, s.skill, s.status, s.duration_ms, s.cost_cents,
+                runproof.trace_steps_error(s) as error
            from runproof.trace_steps s join runproof.traces t on t.tenant_id = s.tenant_id and t.id = s.trace_id
           where s.tenant_id = $1 and s.run_id = $2 and (t.attempt, s.step_index) > ($3::int, $4::int)
           order by t.attempt, s.step_index`,

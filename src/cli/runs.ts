@@ -36,7 +36,8 @@ export async function runsGet(runId: string, opts: { tenantId?: string; json?: b
     );
     const { rows: steps } = await pool.query(
       `select t.attempt, s.trace_id, s.step_index, s.plan_step, s.skill, s.status, s.policy_decision, d.reason as policy_reason,
-              s.input, s.output, s.error, s.started_at, s.finished_at, s.duration_ms::float8 as duration_ms,
+              runproof.trace_steps_input(s) as input, runproof.trace_steps_output(s) as output,
+              runproof.trace_steps_error(s) as error, s.started_at, s.finished_at, s.duration_ms::float8 as duration_ms,
               s.cost_cents::float8 as cost_cents, s.level, s.source, s.recorded_at,
               encode(s.prev_hash, 'hex') as prev_hash, encode(s.step_hash, 'hex') as step_hash
          from runproof.trace_steps s

@@ -34,7 +34,8 @@ export async function tenantList(opts: { json?: boolean }): Promise<void> {
       `select t.id, t.name, t.daily_budget_cents::float8 as daily_budget_cents, t.created_at,
               (select count(*)::int from runproof.agents a where a.tenant_id = t.id) as agents,
               (select count(*)::int from runproof.runs r where r.tenant_id = t.id) as runs,
-              (select count(*)::int from runproof_private.api_keys k where k.tenant_id = t.id and k.revoked_at is null) as active_keys
+              (select count(*)::int from runproof_private.api_keys k where k.tenant_id = t.id and k.revoked_at is null
+                 and (k.expires_at is null or k.expires_at > now())) as active_keys
          from runproof.tenants t order by t.created_at, t.name`,
     );
     if (opts.json) return printJson(rows);

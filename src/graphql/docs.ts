@@ -38,11 +38,20 @@ const FIELD_DOCS: Record<string, string> = {
     "Why it is cancelled; recorded as the run's error. Defaults to 'cancelled by request'.",
   "ArchiveTraceInput.tenantId": TENANT_ARG,
   "ArchiveTraceInput.traceId": "The sealed trace to archive (one of yours).",
+  "ErasePayloadsInput.tenantId": TENANT_ARG,
+  "ErasePayloadsInput.runId":
+    "Erase the step payloads of this run (one of yours). Give either runId or olderThan.",
+  "ErasePayloadsInput.olderThan":
+    "Erase the step payloads of your runs that finished longer ago than this, e.g. {days: 180}. Give either runId or olderThan.",
+  "ErasePayloadsInput.reason":
+    "Why, 1 to 2000 characters, recorded with the erasure (e.g. 'GDPR request 2026-117').",
   "EnqueueRunPayload.run": "The run, as enqueued (or the existing run, for an idempotency key used before).",
   "CancelRunPayload.run":
     "The run: cancelled, or still running with a cancellation request if a worker is executing it.",
   "CreateAgentPayload.agent": "The new agent.",
   "ArchiveTracePayload.trace": "The archived trace.",
+  "ErasePayloadsPayload.erasure":
+    "The erasure: who, when, why and how many steps' payloads it erased. Every proof stays VERIFIED and counts the erased steps.",
 };
 
 const ARG_DOCS: Record<string, string> = {

@@ -63,13 +63,36 @@ export function newErrorId(): string {
 }
 
 /** grafserv's maskError: keep ledger and deliberate errors, mask the rest. */
-export function makeMaskError(logger: Logger): (error: GraphQLError) => GraphQLError | GraphQLFormattedError {
+export function makeMaskError(
+  logger: Logger,
+  opts: { statementTimeoutMs?: number } = {},
+): (error: GraphQLError) => GraphQLError | GraphQLFormattedError {
   return function maskError(error) {
     const original = error.originalError;
     // Validation and parse errors ("Cannot query field ...") have no original error.
     if (!original) return error;
 
     const pgError = findPgError(original);
+    if (pgError?.code === "57014" && /statement timeout/.test(pgError.message)) {
+      // The request's statement_timeout (RUNPROOF_GRAPHQL_STATEMENT_TIMEOUT_MS) cancelled it.
+      const limit = opts.statementTimeoutMs;
+      return new GraphQLError(
+        `The request took longer than the statement timeout${limit ? ` of ${limit} ms` : ""} and was cancelled.`,
+        {
+          nodes: error.nodes,
+          source: error.source,
+          positions: error.positions,
+          path: error.path,
+          originalError: original,
+          extensions: {
+            code: "STATEMENT_TIMEOUT",
+            sqlstate: "57014",
+            hint: "ask for less at once: fewer rows (first), fewer proofs, or page with after",
+            ...(limit ? { limit } : {}),
+          },
+        },
+      );
+    }
     // Errors thrown as GraphQLErrors on purpose (grafast, grafserv), unless they wrap a database error.
     if (!pgError && original instanceof GraphQLError) return error;
     if (pgError && isLedgerSqlState(pgError.code)) {

@@ -17,6 +17,7 @@ import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { addPgTableCondition, jsonPgSmartTags } from "postgraphile/utils";
 import { listOfCodec, TYPES } from "postgraphile/@dataplan/pg";
 import { DocsPlugin } from "./docs.ts";
+import { makePaginationPlugin } from "./pagination.ts";
 import { RunUpdatedSubscriptionPlugin } from "./subscription.ts";
 
 // Smart tags, kept here rather than in the SQL comments (which stay plain prose for
@@ -49,7 +50,7 @@ const SmartTagsPlugin = jsonPgSmartTags(
         "runproof.skills": { attribute: { enabled: { tags: { isIndexed: true } } } },
         "runproof.runs": {
           tags: { unique: "id" },
-          attribute: { root_hash: hidden },
+          attribute: { root_hash: hidden, seal: hidden },
           constraint: {
             runs_pkey: noSingle,
             runs_tenant_id_fkey: hidden,
@@ -61,7 +62,7 @@ const SmartTagsPlugin = jsonPgSmartTags(
             unique: "id",
             behavior: "-query:resource:list -query:resource:connection",
           },
-          attribute: { root_hash: hidden },
+          attribute: { root_hash: hidden, seal: hidden, seal_hash: hidden },
           constraint: {
             traces_pkey: noSingle,
             traces_tenant_id_run_id_attempt_key: noSingle,
@@ -83,7 +84,14 @@ const SmartTagsPlugin = jsonPgSmartTags(
         "runproof.trace_steps": {
           // No Run.steps: trace_steps has no index on run_id (steps are reached through run.traces).
           tags: { behavior: "-query:resource:list -query:resource:connection" },
-          attribute: { prev_hash: hidden, step_hash: hidden },
+          attribute: {
+            prev_hash: hidden,
+            step_hash: hidden,
+            decision_hash: hidden,
+            input_commitment: hidden,
+            output_commitment: hidden,
+            error_commitment: hidden,
+          },
           constraint: {
             trace_steps_pkey: noSingle,
             // The primary key (tenant_id, trace_id, step_index) serves this lookup: trace_id fixes run_id.
@@ -106,6 +114,14 @@ const SmartTagsPlugin = jsonPgSmartTags(
             incidents_tenant_id_run_id_trace_id_fkey: fk("trace", "incidents"),
           },
         },
+        // Payloads are read through TraceStep.input, .output and .error; erasures through
+        // TraceStep.erasure and Run.payloadErasures.
+        "runproof.step_payloads": hidden,
+        "runproof.payload_erasure_steps": hidden,
+        "runproof.payload_erasures": {
+          tags: { behavior: "-query:resource:list -query:resource:connection -single" },
+          constraint: { payload_erasures_pkey: noSingle, payload_erasures_tenant_id_fkey: hidden },
+        },
         "runproof.agent_memory": {
           tags: { behavior: "-query:resource:list -query:resource:connection" },
           constraint: {
@@ -122,6 +138,7 @@ const SmartTagsPlugin = jsonPgSmartTags(
         "runproof.cancel_run": { tags: { resultFieldName: "run" } },
         "runproof.create_agent": { tags: { resultFieldName: "agent" } },
         "runproof.archive_trace": { tags: { resultFieldName: "trace" } },
+        "runproof.erase_payloads": { tags: { resultFieldName: "erasure" } },
         // Exposed as Run.proof and Trace.proof instead, where the row is already the caller's.
         "runproof.run_proof": hidden,
         "runproof.verify_trace": hidden,
@@ -261,6 +278,8 @@ export function makeRunProofPgService(pool: pg.Pool, opts: { pubsub: boolean }):
 
 export interface RunProofPresetOptions {
   pgService: RunProofPgService;
+  /** Rows of a connection without first/last (RUNPROOF_GRAPHQL_MAX_PAGE_SIZE; default 100). */
+  pageSize?: number;
   /** Extra preset parts (grafserv, grafast context) added by the server. */
   extra?: GraphileConfig.Preset;
 }
@@ -286,6 +305,7 @@ export function makeRunProofPreset(opts: RunProofPresetOptions): GraphileConfig.
       ...RunConditionPlugins,
       RunUpdatedSubscriptionPlugin,
       DocsPlugin,
+      makePaginationPlugin(opts.pageSize ?? 100),
     ],
     pgServices: [opts.pgService],
     schema: {

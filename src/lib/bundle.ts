@@ -1,129 +1,112 @@
-// Proof bundles: everything needed to check a run offline with nothing but SHA-256.
-// The canonical bytes of each step are produced by SQL (runproof_private.step_canonical)
-// and carried verbatim, base64-encoded, so the verifier hashes exactly what the database hashed.
+// Exports a run as a proof bundle (format runproof.bundle/2, src/lib/bundle-format.ts): every record
+// as the canonical text SQL produces (runproof_private.*_canonical), stored seals and hashes as they
+// are, so the offline verifier hashes exactly what the database hashed.
 import type pg from "pg";
-import { z } from "zod";
+import type { Bundle } from "./bundle-format.ts";
 
-const hex32 = z.string().regex(/^[0-9a-f]{64}$/, "a 32-byte hash in lower-case hex");
-
-export const bundleStepSchema = z.strictObject({
-  step_index: z.number().int(),
-  prev_hash: hex32,
-  step_hash: hex32,
-  canonical: z.base64(),
-});
-
-export const bundleTraceSchema = z.strictObject({
-  id: z.uuid(),
-  tenant_id: z.uuid(),
-  attempt: z.number().int(),
-  status: z.enum(["running", "completed", "failed", "aborted"]),
-  step_count: z.number().int().nullable(),
-  root_hash: hex32.nullable(),
-  started_at: z.string(),
-  completed_at: z.string().nullable(),
-  steps: z.array(bundleStepSchema),
-});
-
-export const bundleSchema = z.strictObject({
-  format: z.literal("runproof.bundle/1"),
-  integrity_model: z.literal("HASH_CHAIN"),
-  exported_at: z.string(),
-  tenant_id: z.uuid(),
-  run_id: z.uuid(),
-  run: z.strictObject({
-    tenant_id: z.uuid(),
-    agent_id: z.uuid(),
-    goal: z.string(),
-    origin_system_id: z.string(),
-    status: z.string(),
-    attempts: z.number().int(),
-    trace_count: z.number().int().nullable(),
-    root_hash: hex32.nullable(),
-    plan: z.unknown(),
-    created_at: z.string(),
-    finished_at: z.string().nullable(),
-    /** The run's own canonical bytes (runproof_private.run_canonical), hashed into the run root. */
-    canonical: z.base64(),
-  }),
-  traces: z.array(bundleTraceSchema),
-  /** What the database's run_proof said when the bundle was exported (informational). */
-  database_proof: z.record(z.string(), z.unknown()),
-});
-
-export type Bundle = z.infer<typeof bundleSchema>;
-export type BundleTrace = z.infer<typeof bundleTraceSchema>;
+export { type Bundle, bundleSchema } from "./bundle-format.ts";
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const hex = (b: Buffer | null) => (b ? b.toString("hex") : null);
+const text = (b: Buffer | null) => (b ? b.toString("utf8") : null);
 
 /** Exports a run as a bundle, reading as the caller (row level security applies to tenants). */
 export async function exportBundle(db: Queryable, tenantId: string, runId: string): Promise<Bundle> {
   const {
     rows: [run],
   } = await db.query(
-    `select tenant_id, agent_id, goal, origin_system_id, status, attempts, trace_count, root_hash, plan, created_at, finished_at,
-            runproof_private.run_canonical(r) as canonical
-       from runproof.runs r where tenant_id = $1 and id = $2`,
+    `select runproof_private.run_canonical(r) as content, runproof_private.run_seal_canonical(r) as state,
+            r.seal, r.root_hash, r.trace_count
+       from runproof.runs r where r.tenant_id = $1 and r.id = $2`,
     [tenantId, runId],
   );
   if (!run) throw new Error(`run ${runId} not found for tenant ${tenantId}`);
   const { rows: traces } = await db.query(
-    `select id, tenant_id, attempt, status, step_count, root_hash, started_at, completed_at
-       from runproof.traces where run_id = $1 order by attempt, id`,
-    [runId],
+    `select t.id, runproof_private.trace_canonical(t) as state, t.seal, t.seal_hash
+       from runproof.traces t where t.tenant_id = $1 and t.run_id = $2 order by t.attempt, t.id`,
+    [tenantId, runId],
   );
   const { rows: steps } = await db.query(
-    `select s.trace_id, s.step_index, s.prev_hash, s.step_hash, runproof_private.step_canonical(s) as canonical
-       from runproof.trace_steps s join runproof.traces t on t.tenant_id = s.tenant_id and t.id = s.trace_id
-      where t.run_id = $1 order by s.trace_id, s.step_index`,
-    [runId],
+    `select s.trace_id, s.step_index, s.prev_hash, s.step_hash, runproof_private.step_canonical(s) as canonical,
+            runproof_private.decision_canonical(d) as decision, d.tenant_id is not null as has_decision,
+            p.tenant_id is not null as has_payload,
+            p.input::text as input, p.input_salt, p.output::text as output, p.output_salt, p.error, p.error_salt,
+            e.erasure_id
+       from runproof.traces t
+       join runproof.trace_steps s on s.tenant_id = t.tenant_id and s.trace_id = t.id
+       left join runproof.policy_decisions d on d.tenant_id = s.tenant_id and d.trace_id = s.trace_id and d.step_index = s.step_index
+       left join runproof.step_payloads p on p.tenant_id = s.tenant_id and p.trace_id = s.trace_id and p.step_index = s.step_index
+       left join runproof.payload_erasure_steps e on e.tenant_id = s.tenant_id and e.trace_id = s.trace_id and e.step_index = s.step_index
+      where t.tenant_id = $1 and t.run_id = $2
+      order by s.trace_id, s.step_index`,
+    [tenantId, runId],
+  );
+  const { rows: incidents } = await db.query(
+    `select runproof_private.incident_canonical(i) as canonical
+       from runproof.incidents i where i.tenant_id = $1 and i.run_id = $2 order by i.created_at, i.id`,
+    [tenantId, runId],
+  );
+  const { rows: erasures } = await db.query(
+    `select e.id, e.erased_at, e.erased_by, e.reason,
+            (select json_agg(json_build_object('trace_id', x.trace_id, 'step_index', x.step_index) order by x.trace_id, x.step_index)
+               from runproof.payload_erasure_steps x where x.tenant_id = e.tenant_id and x.erasure_id = e.id and x.run_id = $2) as steps
+       from runproof.payload_erasures e
+      where e.tenant_id = $1
+        and exists (select 1 from runproof.payload_erasure_steps x where x.tenant_id = e.tenant_id and x.erasure_id = e.id and x.run_id = $2)
+      order by e.erased_at, e.id`,
+    [tenantId, runId],
   );
   const {
     rows: [proof],
   } = await db.query(`select * from runproof.run_proof($1, $2)`, [tenantId, runId]);
-  const byTrace = new Map<string, z.infer<typeof bundleStepSchema>[]>();
+
+  const payload = (value: string | null, salt: Buffer | null) =>
+    value === null || salt === null ? null : { salt: salt.toString("hex"), text: value };
+  const byTrace = new Map<string, Bundle["traces"][number]["steps"]>();
   for (const s of steps) {
     const list = byTrace.get(s.trace_id) ?? [];
     list.push({
       step_index: s.step_index,
       prev_hash: hex(s.prev_hash)!,
       step_hash: hex(s.step_hash)!,
-      canonical: (s.canonical as Buffer).toString("base64"),
+      canonical: text(s.canonical)!,
+      decision: s.has_decision ? text(s.decision) : null,
+      payload: s.has_payload
+        ? {
+            input: payload(s.input, s.input_salt),
+            output: payload(s.output, s.output_salt),
+            error: payload(s.error, s.error_salt),
+          }
+        : null,
+      erasure: s.erasure_id ?? null,
     });
     byTrace.set(s.trace_id, list);
   }
   return {
-    format: "runproof.bundle/1",
-    integrity_model: "HASH_CHAIN",
+    format: "runproof.bundle/2",
     exported_at: new Date().toISOString(),
     tenant_id: tenantId,
     run_id: runId,
     run: {
-      tenant_id: run.tenant_id,
-      agent_id: run.agent_id,
-      goal: run.goal,
-      origin_system_id: run.origin_system_id,
-      status: run.status,
-      attempts: run.attempts,
-      trace_count: run.trace_count,
+      content: text(run.content)!,
+      state: text(run.state)!,
+      seal: text(run.seal),
       root_hash: hex(run.root_hash),
-      plan: run.plan,
-      created_at: iso(run.created_at)!,
-      finished_at: iso(run.finished_at),
-      canonical: (run.canonical as Buffer).toString("base64"),
+      trace_count: run.trace_count,
     },
     traces: traces.map((t) => ({
-      id: t.id,
-      tenant_id: t.tenant_id,
-      attempt: t.attempt,
-      status: t.status,
-      step_count: t.step_count,
-      root_hash: hex(t.root_hash),
-      started_at: iso(t.started_at)!,
-      completed_at: iso(t.completed_at),
+      state: text(t.state)!,
+      seal: text(t.seal),
+      seal_hash: hex(t.seal_hash),
       steps: byTrace.get(t.id) ?? [],
+    })),
+    incidents: incidents.map((i) => text(i.canonical)!),
+    erasures: erasures.map((e) => ({
+      id: e.id,
+      erased_at: (e.erased_at as Date).toISOString(),
+      erased_by: e.erased_by,
+      reason: e.reason,
+      steps: e.steps ?? [],
     })),
     database_proof: Object.fromEntries(
       Object.entries(proof).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]),

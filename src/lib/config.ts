@@ -20,8 +20,29 @@ export interface Config {
   heartbeatMs: number;
   staleWorkerMs: number;
   retryBaseMs: number;
+  /** When the worker applies payload retention (crontab time fields). */
+  retentionSchedule: string;
   port: number;
   logLevel: LogLevel;
+  graphql: GraphQLConfig;
+}
+
+/** What one request and one tenant may ask of the GraphQL server (src/graphql/limits.ts, tenant-limits.ts). */
+export interface GraphQLConfig {
+  maxBodyBytes: number;
+  maxDepth: number;
+  maxAliases: number;
+  maxFields: number;
+  maxCost: number;
+  maxPageSize: number;
+  statementTimeoutMs: number;
+  tenantMaxConcurrent: number;
+  tenantMaxQueued: number;
+  tenantRatePerSecond: number;
+  tenantCostPerSecond: number;
+  tenantMaxSubscriptions: number;
+  /** How long a revoked or expired API key may go on working: key cache TTL and subscription re-check interval. */
+  apiKeyRecheckMs: number;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -85,7 +106,25 @@ export const configSchema = z
     RUNPROOF_HEARTBEAT_MS: int(2000, 10, 3600000),
     RUNPROOF_STALE_WORKER_MS: int(10000, 10, 86400000),
     RUNPROOF_RETRY_BASE_MS: int(1000, 0, 3600000),
+    // graphile-worker crontab time fields (minute hour day month weekday).
+    RUNPROOF_RETENTION_SCHEDULE: z
+      .string()
+      .regex(/^\S+( \S+){4}$/, 'must be five crontab fields, e.g. "*/15 * * * *"')
+      .default("*/15 * * * *"),
     RUNPROOF_PORT: int(5678, 0, 65535),
+    RUNPROOF_GRAPHQL_MAX_BODY_BYTES: int(2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    RUNPROOF_GRAPHQL_MAX_DEPTH: int(12, 2, 100),
+    RUNPROOF_GRAPHQL_MAX_ALIASES: int(20, 0, 10_000),
+    RUNPROOF_GRAPHQL_MAX_FIELDS: int(500, 10, 100_000),
+    RUNPROOF_GRAPHQL_MAX_COST: int(100_000, 100, 1e15),
+    RUNPROOF_GRAPHQL_MAX_PAGE_SIZE: int(100, 1, 10_000),
+    RUNPROOF_GRAPHQL_STATEMENT_TIMEOUT_MS: int(10_000, 100, 3_600_000),
+    RUNPROOF_TENANT_MAX_CONCURRENT: int(2, 1, 1000),
+    RUNPROOF_TENANT_MAX_QUEUED: int(16, 0, 100_000),
+    RUNPROOF_TENANT_RATE_PER_SECOND: int(50, 1, 1_000_000),
+    RUNPROOF_TENANT_COST_PER_SECOND: int(100_000, 100, 1e15),
+    RUNPROOF_TENANT_MAX_SUBSCRIPTIONS: int(100, 1, 100_000),
+    RUNPROOF_API_KEY_RECHECK_MS: int(2000, 100, 5000),
     RUNPROOF_LOG_LEVEL: z
       .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` })
       .default("info"),
@@ -106,10 +145,31 @@ export const configSchema = z
       heartbeatMs: e.RUNPROOF_HEARTBEAT_MS,
       staleWorkerMs: e.RUNPROOF_STALE_WORKER_MS,
       retryBaseMs: e.RUNPROOF_RETRY_BASE_MS,
+      retentionSchedule: e.RUNPROOF_RETENTION_SCHEDULE,
       port: e.RUNPROOF_PORT,
       logLevel: e.RUNPROOF_LOG_LEVEL,
+      graphql: {
+        maxBodyBytes: e.RUNPROOF_GRAPHQL_MAX_BODY_BYTES,
+        maxDepth: e.RUNPROOF_GRAPHQL_MAX_DEPTH,
+        maxAliases: e.RUNPROOF_GRAPHQL_MAX_ALIASES,
+        maxFields: e.RUNPROOF_GRAPHQL_MAX_FIELDS,
+        maxCost: e.RUNPROOF_GRAPHQL_MAX_COST,
+        maxPageSize: e.RUNPROOF_GRAPHQL_MAX_PAGE_SIZE,
+        statementTimeoutMs: e.RUNPROOF_GRAPHQL_STATEMENT_TIMEOUT_MS,
+        tenantMaxConcurrent: e.RUNPROOF_TENANT_MAX_CONCURRENT,
+        tenantMaxQueued: e.RUNPROOF_TENANT_MAX_QUEUED,
+        tenantRatePerSecond: e.RUNPROOF_TENANT_RATE_PER_SECOND,
+        tenantCostPerSecond: e.RUNPROOF_TENANT_COST_PER_SECOND,
+        tenantMaxSubscriptions: e.RUNPROOF_TENANT_MAX_SUBSCRIPTIONS,
+        apiKeyRecheckMs: e.RUNPROOF_API_KEY_RECHECK_MS,
+      },
     }),
   )
+  .refine((c) => c.graphql.tenantCostPerSecond >= c.graphql.maxCost, {
+    // Else a query within the cost limit could never run.
+    message: "must be at least RUNPROOF_GRAPHQL_MAX_COST",
+    path: ["RUNPROOF_TENANT_COST_PER_SECOND"],
+  })
   .refine((c) => c.staleWorkerMs > c.heartbeatMs, {
     // A worker declared stale between two of its own heartbeats would lose its jobs while alive.
     message: "must be greater than RUNPROOF_HEARTBEAT_MS",

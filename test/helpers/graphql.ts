@@ -17,9 +17,9 @@ export interface TestServer {
 
 export async function startTestServer(
   dbUrl: string,
-  opts: { authCacheMs?: number } = {},
+  opts: { authCacheMs?: number; env?: Record<string, string> } = {},
 ): Promise<TestServer> {
-  const config = testConfig({ RUNPROOF_LOG_LEVEL: "info" });
+  const config = testConfig({ RUNPROOF_LOG_LEVEL: "info", ...opts.env });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -108,6 +108,10 @@ export async function gqlOk<T = any>(
 export interface Subscription {
   /** Every payload received (`next` messages), in order. */
   events: Array<{ data?: any; errors?: any[] }>;
+  /** When each of `events` arrived (performance.now()). */
+  times: number[];
+  /** Resolves when the socket closes, with its close code and reason. */
+  closed: Promise<{ code: number; reason: string; at: number }>;
   /** Resolves when the server completes the subscription or reports an error. */
   done: Promise<{ completed: boolean; errors?: any[] }>;
   /** Resolves once `count` payloads arrived (rejects after timeoutMs). */
@@ -124,6 +128,9 @@ export function subscribe(
 ): Promise<Subscription> {
   const ws = new WebSocket(url.replace(/^http/, "ws"), "graphql-transport-ws");
   const events: Subscription["events"] = [];
+  const times: number[] = [];
+  let onClosed!: (v: { code: number; reason: string; at: number }) => void;
+  const closed = new Promise<{ code: number; reason: string; at: number }>((r) => (onClosed = r));
   const waiters: Array<() => void> = [];
   let settle!: (v: { completed: boolean; errors?: any[] }) => void;
   const done = new Promise<{ completed: boolean; errors?: any[] }>((r) => (settle = r));
@@ -132,7 +139,10 @@ export function subscribe(
       ws.send(JSON.stringify({ type: "connection_init", payload: { Authorization: `Bearer ${key}` } }));
     });
     ws.addEventListener("error", () => reject(new Error("WebSocket error")));
-    ws.addEventListener("close", () => settle({ completed: false }));
+    ws.addEventListener("close", (ev) => {
+      onClosed({ code: ev.code, reason: ev.reason, at: performance.now() });
+      settle({ completed: false });
+    });
     ws.addEventListener("message", (ev) => {
       const msg = JSON.parse(String(ev.data));
       switch (msg.type) {
@@ -140,6 +150,8 @@ export function subscribe(
           ws.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables } }));
           resolve({
             events,
+            times,
+            closed,
             done,
             waitFor: (count, timeoutMs = 20_000) =>
               new Promise<void>((res, rej) => {
@@ -160,11 +172,13 @@ export function subscribe(
           break;
         case "next":
           events.push(msg.payload);
+          times.push(performance.now());
           for (const w of waiters.splice(0)) w();
           break;
         case "error":
           settle({ completed: false, errors: msg.payload });
-          ws.close();
+          // Let the server close first when it does (e.g. 4403 after a revoked key).
+          setTimeout(() => ws.close(), 200);
           break;
         case "complete":
           settle({ completed: true });
