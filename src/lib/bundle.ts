@@ -10,8 +10,32 @@ type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 const hex = (b: Buffer | null) => (b ? b.toString("hex") : null);
 const text = (b: Buffer | null) => (b ? b.toString("utf8") : null);
 
-/** Exports a run as a bundle, reading as the caller (row level security applies to tenants). */
+/**
+ * Exports a run as a bundle, reading as the caller (row level security applies to tenants).
+ * Given a pool, it reads in one REPEATABLE READ snapshot, so a run that is still recording cannot
+ * give a bundle whose records come from different moments; given a client, it reads in the
+ * caller's transaction.
+ */
 export async function exportBundle(db: Queryable, tenantId: string, runId: string): Promise<Bundle> {
+  if (!("totalCount" in db)) return readBundle(db, tenantId, runId);
+  const client = await db.connect();
+  try {
+    await client.query("begin isolation level repeatable read read only");
+    // The step query joins four tables by (tenant, trace, step_index): with stale statistics the
+    // planner picks nested loops that rescan the trace per step (quadratic on long traces).
+    await client.query("set local enable_nestloop = off");
+    const bundle = await readBundle(client, tenantId, runId);
+    await client.query("commit");
+    return bundle;
+  } catch (err) {
+    await client.query("rollback").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function readBundle(db: pg.PoolClient | pg.Client, tenantId: string, runId: string): Promise<Bundle> {
   const {
     rows: [run],
   } = await db.query(
