@@ -166,4 +166,14 @@ drop function if exists runproof_private.create_api_key(uuid, text);
 --!include api/api_keys.sql
 --!include execution/cancel.sql
 
+-- Issue 14: step transactions never NOTIFY (PostgreSQL serialises NOTIFYing commits
+-- cluster-wide across the WAL flush); the worker announces steps after their commit, batched, and
+-- makes one statement per step (advance_attempt).
+drop trigger if exists tg_trace_steps__notify on runproof.trace_steps;
+drop function if exists runproof_private.tg_trace_steps__notify();
+delete from runproof_private.guard_descriptions where table_name = 'trace_steps' and trigger_name = 'tg_trace_steps__notify';
+--!include execution/notify.sql
+--!include execution/record_step.sql
+--!include execution/advance.sql
+
 --!include api/access.sql
