@@ -85,6 +85,8 @@ export interface Row {
   goal?: { text: string; met: boolean | null };
   note?: string;
   extra?: Record<string, unknown>;
+  /** The server settings the figure was measured under (fsync, synchronous_commit, full_page_writes). */
+  settings?: string;
 }
 
 export function row(r: Omit<Row, "ratio">): Row {
@@ -127,11 +129,16 @@ export interface BenchDatabase {
   stop(): Promise<void>;
 }
 
+/** What a bench cluster runs under: durable (fsync, synchronous_commit, full_page_writes on) or not. */
+export type Durability = "durable" | "fsync-off";
+
 /**
- * A throwaway embedded Postgres (fsync off, like the test clusters), or, with DATABASE_URL,
- * a scratch database `runproof_bench` on that server (dropped and recreated; dropped at the end).
+ * A throwaway embedded Postgres, durable by default (fsync, synchronous_commit and
+ * full_page_writes on, as a production server runs; "fsync-off" turns the three off like the test
+ * clusters), or, with DATABASE_URL, a scratch database `runproof_bench` on that server (dropped and
+ * recreated; dropped at the end), under whatever settings that server has.
  */
-export async function openBenchDatabase(): Promise<BenchDatabase> {
+export async function openBenchDatabase(durability: Durability = "durable"): Promise<BenchDatabase> {
   const envUrl = process.env.DATABASE_URL;
   let rootUrl: string;
   let stopServer: () => Promise<void> = async () => {};
@@ -141,8 +148,12 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     log(`DATABASE_URL is set: using a scratch database ${BENCH_DB} on that server`);
   } else {
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "runproof-bench-"));
-    log(`starting a throwaway embedded Postgres in ${tmpDir}`);
-    const server = await startEmbeddedPostgres({ dataDir: path.join(tmpDir, "pg"), persistent: false });
+    log(`starting a throwaway embedded Postgres (${durability}) in ${tmpDir}`);
+    const server = await startEmbeddedPostgres({
+      dataDir: path.join(tmpDir, "pg"),
+      persistent: false,
+      durable: durability === "durable",
+    });
     rootUrl = server.rootUrl;
     stopServer = server.stop;
   }

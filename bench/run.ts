@@ -22,6 +22,7 @@ import {
   newPool,
   openBenchDatabase,
   registerBuiltinSkills,
+  type Durability,
   round,
   row,
   serverFacts,
@@ -41,6 +42,7 @@ function parseArgs(argv: string[]) {
     only: new Set<Section>(SECTIONS),
     out: "",
     sql: [] as string[],
+    fsyncOff: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -57,9 +59,10 @@ function parseArgs(argv: string[]) {
       opts.only = new Set(list as Section[]);
     } else if (a.startsWith("--out")) opts.out = value();
     else if (a.startsWith("--sql")) opts.sql.push(value());
+    else if (a === "--fsync-off") opts.fsyncOff = true;
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--sql <file>]... [--out <path without extension>]\n`,
+        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--fsync-off] [--sql <file>]... [--out <path without extension>]\n`,
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -84,7 +87,8 @@ function plan(quick: boolean) {
           batchSize: 500,
           traces: 64,
           clients: 32,
-          concurrentMs: 1_500,
+          concurrentMs: 1_000,
+          scaling: [1, 4, 16, 32],
         },
         verify: { sizes: [10_000, 100_000], trialsFor: () => 3, explain: true },
         execute: {
@@ -104,13 +108,14 @@ function plan(quick: boolean) {
       }
     : {
         append: {
-          trials: 5,
-          seqSteps: 2_000,
+          trials: 3,
+          seqSteps: 1_000,
           batchRows: 50_000,
           batchSize: 500,
           traces: 64,
           clients: 32,
-          concurrentMs: 5_000,
+          concurrentMs: 3_000,
+          scaling: [1, 4, 16, 32],
         },
         // 1M steps: 3 trials of run_proof and verify_trace (each ~10 s), the others 5.
         verify: {
@@ -135,18 +140,12 @@ function plan(quick: boolean) {
       };
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const p = plan(args.quick);
-  const started = new Date();
-  const t0 = performance.now();
-  const loadStart = loadAverage();
-  const git = gitRevision(); // at the start: the code and migrations that are measured
-  log(
-    `mode ${args.quick ? "quick" : "full"}${args.sql.length ? ` + ${args.sql.join(", ")}` : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
-  );
+type Args = ReturnType<typeof parseArgs>;
+type Sizes = ReturnType<typeof plan>;
 
-  const db = await openBenchDatabase();
+/** Runs the chosen sections on a fresh scratch database under `durability`. */
+async function measureOn(durability: Durability, only: Set<Section>, args: Args, p: Sizes) {
+  const db = await openBenchDatabase(durability);
   const pool = newPool(db.url, 10);
   const rows: Row[] = [];
   const sections: Record<string, unknown> = {};
@@ -191,7 +190,7 @@ async function main(): Promise<void> {
     // verify_all first, while the ledger holds exactly its runs (it verifies everything there is).
     let verifyAll: Awaited<ReturnType<typeof measureVerifyAll>> | undefined;
     let verifyAllGen = 0;
-    if (args.only.has("scale")) {
+    if (only.has("scale")) {
       await section("scale.verify_all", async () => {
         const t = await createTenant(pool, "bench-verify-all");
         log(
@@ -208,7 +207,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("append")) {
+    if (only.has("append")) {
       await section("append", async () => {
         const t = await createTenant(pool, "bench-append");
         rows.push(...(await benchAppend(db.url, pool, t, p.append)));
@@ -226,7 +225,7 @@ async function main(): Promise<void> {
     }
 
     let largest: { steps: number; steps_per_s: number } | undefined;
-    if (args.only.has("verify")) {
+    if (only.has("verify")) {
       await section("verify", async () => {
         const t = await createTenant(pool, "bench-verify");
         const v = await benchVerify(pool, t, p.verify);
@@ -236,7 +235,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("execute")) {
+    if (only.has("execute")) {
       await section("execute", async () => {
         const t = await createTenant(pool, "bench-execute");
         rows.push(...(await benchExecute(db.url, pool, t, p.execute)));
@@ -245,7 +244,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("query")) {
+    if (only.has("query")) {
       await section("query", async () => {
         const t = await createTenant(pool, "bench-query");
         const q = await benchQuery(db.url, db.embedded, pool, t, p.query);
@@ -257,7 +256,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("scale")) {
+    if (only.has("scale")) {
       await section("scale.run_list", async () => {
         const big = await createTenant(pool, "bench-scale");
         const small = await createTenant(pool, "bench-scale-small");
@@ -302,6 +301,43 @@ async function main(): Promise<void> {
       }
     }
 
+    return { rows, sections, notes, timings, facts, migrations, embedded: db.embedded };
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await pool.end().catch(() => {});
+    await db.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const p = plan(args.quick);
+  const started = new Date();
+  const t0 = performance.now();
+  const loadStart = loadAverage();
+  const git = gitRevision(); // at the start: the code and migrations that are measured
+  log(
+    `mode ${args.quick ? "quick" : "full"}${args.sql.length ? ` + ${args.sql.join(", ")}` : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
+  );
+
+  const measured = await measureOn("durable", args.only, args, p);
+  const { rows, notes, sections, timings, facts, migrations, embedded } = measured;
+  for (const r of rows) r.settings = "durable";
+  if (args.fsyncOff) {
+    // The commit-bound sections again on a cluster with fsync, synchronous_commit and
+    // full_page_writes off, for comparison with earlier results (never a goal).
+    const only = new Set([...args.only].filter((s) => s === "append" || s === "execute"));
+    if (only.size) {
+      log(`fsync-off pass: ${[...only].join(", ")}`);
+      const off = await measureOn("fsync-off", only, args, p);
+      for (const r of off.rows)
+        rows.push({ ...r, id: `${r.id}@fsync-off`, settings: "fsync-off", goal: undefined });
+      for (const [k, v] of Object.entries(off.timings)) timings[`${k}@fsync-off`] = v;
+      sections.fsync_off = { postgres: off.facts, sections: off.sections };
+    }
+  }
+  {
     const results = {
       generated_at: started.toISOString(),
       mode: args.quick ? "quick" : "full",
@@ -320,7 +356,7 @@ async function main(): Promise<void> {
         load_average_start: loadStart,
         load_average_end: loadAverage(),
       },
-      postgres: { embedded: db.embedded, ...facts },
+      postgres: { embedded, ...facts },
       notes,
       rows,
       sections,
@@ -330,9 +366,6 @@ async function main(): Promise<void> {
     fs.writeFileSync(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
     fs.writeFileSync(`${out}.md`, writeMarkdown(results));
     log(`wrote ${path.relative(REPO_ROOT, out)}.json and .md (${results.duration_seconds} s)`);
-  } finally {
-    await pool.end().catch(() => {});
-    await db.stop();
   }
 }
 
