@@ -295,6 +295,16 @@ export async function closeTrace(db: Queryable, o: OpenTrace): Promise<void> {
        from runproof.runs where tenant_id = $1 and id = $2`,
     [o.tenantId, o.runId, o.traceId],
   );
+  if (r.next_plan_step < r.steps) {
+    // Steps appended without their progress (the bare ledger statements): the run's progress
+    // catches up in one bulk move, which the run guard accepts for succeeded steps in order.
+    await db.query(`update runproof.runs set next_plan_step = $3 where tenant_id = $1 and id = $2`, [
+      o.tenantId,
+      o.runId,
+      r.steps,
+    ]);
+    r.next_plan_step = r.steps;
+  }
   if (r.next_plan_step === r.plan_steps) {
     await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [o.tenantId, o.traceId]);
     await db.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [
@@ -305,7 +315,8 @@ export async function closeTrace(db: Queryable, o: OpenTrace): Promise<void> {
   }
   await db.query(
     `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
-     values ($1, $2, $3, $4, $5, 'noop', 'allow', 'daily_budget', 'bench')`,
+     values ($1, $2, $3, $4, $5, 'noop', 'allow', 'daily_budget', 'bench')
+     on conflict do nothing`,
     [o.tenantId, o.runId, o.traceId, r.steps, r.next_plan_step],
   );
   await db.query(

@@ -153,7 +153,16 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         ...(opts.persistent
           ? []
           : opts.durable
-            ? ["-c", "max_connections=200", "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "full_page_writes=on"]
+            ? [
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "full_page_writes=on",
+              ]
             : [
                 // Throwaway test clusters: many parallel test DBs, no durability.
                 "-c",
