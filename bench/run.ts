@@ -310,6 +310,26 @@ async function measureOn(durability: Durability, only: Set<Section>, args: Args,
   }
 }
 
+/** A full run's table goes into the README, between its bench-table markers. */
+function updateReadme(md: string): void {
+  const file = path.join(REPO_ROOT, "README.md");
+  const text = fs.readFileSync(file, "utf8");
+  const begin = "<!-- bench-table: written by npm run bench from bench/results.md -->";
+  const end = "<!-- /bench-table -->";
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) {
+    log("README.md has no bench-table markers: its table was not updated");
+    return;
+  }
+  const table = md
+    .split("\n")
+    .filter((l) => l.startsWith("|"))
+    .join("\n");
+  fs.writeFileSync(file, `${text.slice(0, a + begin.length)}\n${table}\n${text.slice(b)}`);
+  log("README.md: benchmark table updated from this run");
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const p = plan(args.quick);
@@ -364,7 +384,9 @@ async function main(): Promise<void> {
     const out = path.resolve(REPO_ROOT, args.out);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
-    fs.writeFileSync(`${out}.md`, writeMarkdown(results));
+    const md = writeMarkdown(results);
+    fs.writeFileSync(`${out}.md`, md);
+    if (args.out === "bench/results") updateReadme(md);
     log(`wrote ${path.relative(REPO_ROOT, out)}.json and .md (${results.duration_seconds} s)`);
   }
 }
