@@ -53,6 +53,23 @@ const LEDGER_ONE = {
            now(), now(), 0.125, 0, 'worker', 'INFO'
       from d`,
 };
+// The same with the NOTIFY every step transaction made before (the step trigger's announcement):
+// what PostgreSQL's cluster-wide NOTIFY commit lock costs as clients are added.
+const LEDGER_NOTIFY_ONE = {
+  name: "bench_ledger_notify_one",
+  text: `with d as (
+      insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+      values ($1, $2, $3, $4, $4, 'noop', 'allow', 'daily_budget', 'bench')
+      returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision),
+    s as (
+      insert into runproof.trace_steps (${STEP_COLUMNS})
+      select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,
+             ${BENCH_COMMITMENTS},
+             now(), now(), 0.125, 0, 'worker', 'INFO'
+        from d
+      returning run_id, step_index)
+    select pg_notify('runproof:run:' || run_id, json_build_object('event', 'step', 'step_index', step_index)::text) from s`,
+};
 const PLAIN_ONE = {
   name: "bench_plain_one",
   text: `insert into bench.plain_steps (${STEP_COLUMNS}, prev_hash, step_hash, decision_hash)
@@ -96,7 +113,7 @@ export async function connect(url: string): Promise<pg.Client> {
   return c;
 }
 
-export type Shape = "ledger" | "plain" | "plain2" | "worker";
+export type Shape = "ledger" | "plain" | "plain2" | "worker" | "notify";
 
 /** Sequential single-row appends to one trace from one client; returns steps/s. */
 export async function sequential(
@@ -217,6 +234,8 @@ export async function concurrent(
         const o = mine[n % mine.length];
         const i = next.get(o.traceId)!;
         if (shape === "ledger") await c.query({ ...LEDGER_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
+        else if (shape === "notify")
+          await c.query({ ...LEDGER_NOTIFY_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
         else if (shape === "worker") await workerStep(c, o, i);
         else if (shape === "plain2")
           await c.query({ ...PLAIN2_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
@@ -228,7 +247,7 @@ export async function concurrent(
     }),
   );
   const elapsed = now() - start;
-  if (shape === "ledger" || shape === "worker") for (const o of opened) await closeTrace(pool, o);
+  if (shape !== "plain" && shape !== "plain2") for (const o of opened) await closeTrace(pool, o);
   return counts.reduce((a, b) => a + b, 0) / (elapsed / 1000);
 }
 
@@ -249,7 +268,7 @@ export async function benchAppend(
     await sequential(one, pool, t, "worker", 20);
 
     log(`append: 1 trace, sequential single-row, ${opts.seqSteps} steps x ${opts.trials} trials`);
-    const seq: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [] };
+    const seq: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [], notify: [] };
     const order: Shape[] = ["plain", "ledger", "plain2", "worker"];
     for (let k = 0; k < opts.trials; k++) {
       // Alternate the order so that drift in the machine's load does not favour one side.
@@ -314,7 +333,7 @@ export async function benchAppend(
 
   // Scaling: 1, 4, 16, 32 clients appending at once (two traces per client), durable commits
   // group-flushed by the WAL writer. The four shapes interleave within each trial.
-  const shapes: Shape[] = ["plain2", "ledger", "worker", "plain"];
+  const shapes: Shape[] = ["plain2", "ledger", "worker", "notify", "plain"];
   for (const n of opts.scaling) {
     const traces = 2 * n;
     log(
@@ -323,7 +342,7 @@ export async function benchAppend(
     const clients = await Promise.all(Array.from({ length: n }, () => connect(url)));
     try {
       for (const shape of shapes) await concurrent(clients, pool, t, shape, traces, 200);
-      const con: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [] };
+      const con: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [], notify: [] };
       for (let k = 0; k < opts.trials; k++) {
         for (const shape of k % 2 ? [...shapes].reverse() : shapes) {
           con[shape].push(await concurrent(clients, pool, t, shape, traces, opts.concurrentMs));
@@ -345,7 +364,27 @@ export async function benchAppend(
             n === opts.clients
               ? "the ledger statement: decision row and step row (chain trigger, guards, foreign keys) in one CTE; the baseline inserts the same two rows into plain copies of both tables (no triggers, no foreign keys)"
               : undefined,
-          extra: { plain_step_row_only: plain, clients: n, traces },
+          extra: {
+            plain_step_row_only: plain,
+            ledger_with_notify_per_step: figure(con.notify, "steps/s"),
+            clients: n,
+            traces,
+          },
+        }),
+      );
+      rows.push(
+        row({
+          section: "append",
+          id: `append.notify_clients.${n}`,
+          measure: `Append, the ledger statement with a NOTIFY per step (as before issue 14), ${n} client${n > 1 ? "s" : ""}`,
+          runproof: figure(con.notify, "steps/s"),
+          baseline: figure(con.ledger, "steps/s"),
+          baselineLabel: "the same statement without the NOTIFY",
+          better: "higher",
+          note:
+            n === opts.clients
+              ? "PreCommit_Notify takes a cluster-wide lock held across the commit's WAL flush: NOTIFYing commits are serialised, so they cannot share a flush"
+              : undefined,
         }),
       );
       rows.push(
