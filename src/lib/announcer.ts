@@ -21,7 +21,11 @@ export class Announcer {
     private readonly logger: Logger,
   ) {
     this.pool = new pg.Pool({ connectionString, max: 1, options: "-c synchronous_commit=off" });
+    // A lost connection must not crash the worker: the next batch connects again.
     this.pool.on("error", (e) => logger.warn({ err: e.message }, "announcer connection failed"));
+    this.pool.on("connect", (client) =>
+      client.on("error", (e) => logger.warn({ err: e.message }, "announcer connection failed")),
+    );
   }
 
   /** Queues announcements (channel i, payload i), sent in order after what is queued already. */
