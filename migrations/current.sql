@@ -10,5 +10,6 @@ delete from runproof_private.guard_descriptions where table_name = 'trace_steps'
 --!include execution/notify.sql
 --!include execution/record_step.sql
 --!include execution/advance.sql
+--!include ledger/runs.sql
 
 --!include api/access.sql
