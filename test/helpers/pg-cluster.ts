@@ -242,7 +242,7 @@ export async function startStandby(primary: PgCluster, opts: StandbyOptions): Pr
     await admin.query("select pg_create_physical_replication_slot($1, true)", [slot]);
     const basebackup = path.join(primary.binDir, "pg_basebackup");
     if (existsSync(basebackup)) {
-      await prepareDir(path.dirname(dataDir), undefined);
+      await prepareDir(dataDir, user); // empty, owned by postgres: pg_basebackup fills it
       await run(
         basebackup,
         [
@@ -396,7 +396,7 @@ export async function waitForReplay(
   try {
     ({
       rows: [{ lsn }],
-    } = await p.query<{ lsn: string }>("select pg_current_wal_lsn()::text as lsn"));
+    } = await p.query<{ lsn: string }>("select pg_current_wal_insert_lsn()::text as lsn"));
   } finally {
     await p.end();
   }
