@@ -10,6 +10,8 @@ import test from "ava";
 import pg from "pg";
 import { databaseUrlWithName } from "../src/lib/database.ts";
 import { migrateDatabase } from "../src/lib/migrate.ts";
+import { findFreePort } from "../src/lib/embedded.ts";
+import { collect, spawnCli, until } from "./helpers/cli.ts";
 import { apiTenant, gqlOk, startTestServer, type ApiTenant } from "./helpers/graphql.ts";
 import { completedRun, type Fixture, runProof } from "./helpers/ledger.ts";
 import { type PgCluster, startCluster, startStandby, waitForReplay } from "./helpers/pg-cluster.ts";
@@ -135,6 +137,49 @@ test.serial("serve with a read URL: queries read the standby, mutations write th
   const after = await gqlOk(server.url, tenant.apiKey, RUNS);
   t.deepEqual(after.runs.nodes.map((n: { id: string }) => n.id).sort(), [runId, newRun].sort());
 });
+
+test.serial(
+  "runproof serve --read-url: a query does not see what the primary wrote while the standby is paused",
+  async (t) => {
+    const port = await findFreePort();
+    const server = spawnCli(["serve", "--port", String(port), "--read-url", standbyUrl], {
+      env: { DATABASE_URL: primaryUrl, RUNPROOF_LOG_LEVEL: "info" },
+    });
+    const output = collect(server);
+    t.teardown(() => {
+      if (server.exitCode === null) server.kill("SIGKILL");
+    });
+    const url = (await until(
+      () => output.stdout.match(/^GraphQL: (\S+)$/m) || (server.exitCode !== null && "exited"),
+      90_000,
+      "the URL",
+    )) as RegExpMatchArray | string;
+    if (typeof url === "string") return t.fail(output.stderr);
+    t.regex(output.stderr, /GraphQL queries go to the read replica/);
+    const ids = async () =>
+      ((await gqlOk(url[1]!, tenant.apiKey, RUNS)).runs.nodes as { id: string }[]).map((n) => n.id).sort();
+    const before = await ids();
+    await onStandby((c) => c.query(`select pg_wal_replay_pause()`));
+    try {
+      const {
+        rows: [r],
+      } = await pool.query(
+        `select id from runproof.enqueue_run($1, $2, 'written on the primary', 'replica-test', $3)`,
+        [tenant.tenantId, tenant.agentId, { version: 1, steps: [{ skill: "noop" }] }],
+      );
+      t.deepEqual(
+        await ids(),
+        before,
+        `run ${r.id} is on the primary, not yet on the standby the query read`,
+      );
+    } finally {
+      await onStandby((c) => c.query(`select pg_wal_replay_resume()`));
+    }
+    await waitForReplay(primary, standby);
+    t.is((await ids()).length, before.length + 1);
+    server.kill("SIGINT");
+  },
+);
 
 test.serial("serve with a read URL that cannot be reached fails at start, naming the replica", async (t) => {
   const e = await t.throwsAsync(
