@@ -172,10 +172,14 @@ begin
         select min(o - 1) into v_i from unnest(v_hashes[1:v_sizes[v_k]], v_mirror[1:v_sizes[v_k]]) with ordinality u(h, m, o) where h is distinct from m;
         first_bad_leaf := v_i;
         run_id := v_runs[v_i + 1];
-        if v_hashes[v_i + 2] is not distinct from v_mirror[v_i + 1] then
+        if (select array_agg(h order by h) from unnest(v_hashes[1:v_sizes[v_k]]) h)
+           = (select array_agg(h order by h) from unnest(v_mirror[1:v_sizes[v_k]]) h) then
+          status := 'REORDERED';
+          reason := format('leaf %s (run %s) is at another place in the anchored log: the log was reordered', v_i, run_id);
+        elsif v_hashes[v_i + 2] is not distinct from v_mirror[v_i + 1] and not v_hashes[v_i + 1] = any (v_mirror[1:v_sizes[v_k]]) then
           status := 'INSERTED';
           reason := format('leaf %s (run %s) was not in the anchored log: a run was inserted', v_i, run_id);
-        elsif v_hashes[v_i + 1] is not distinct from v_mirror[v_i + 2] then
+        elsif v_hashes[v_i + 1] is not distinct from v_mirror[v_i + 2] and not v_mirror[v_i + 1] = any (v_hashes) then
           status := 'DELETED'; run_id := null;
           reason := format('anchored leaf %s is missing from the log: a run was deleted', v_i);
         elsif v_hashes[v_i + 1] = any (v_mirror[1:v_sizes[v_k]]) then
