@@ -142,9 +142,10 @@ export interface Verifier {
   publicKey: KeyObject;
 }
 export function parseVerifierKey(vkey: string): Verifier {
-  const parts = vkey.trim().split("+");
-  if (parts.length !== 3) throw new Error("a verifier key is <name>+<hex key id>+<base64 key>");
-  const [name, idHex, b64] = parts;
+  // The name has no '+'; the key ID is 8 hex digits; the base64 key may hold '+' itself.
+  const m = /^([^+\s]+)\+([0-9a-fA-F]{8})\+([A-Za-z0-9+/=]+)$/.exec(vkey.trim());
+  if (!m) throw new Error("a verifier key is <name>+<hex key id>+<base64 key>");
+  const [, name, idHex, b64] = m;
   const raw = Buffer.from(b64, "base64");
   if (raw.length !== 33 || (raw[0] !== SIG_ED25519 && raw[0] !== SIG_COSIGNATURE_V1))
     throw new Error("the verifier key is not an Ed25519 key (type 0x01 or 0x04, 32 bytes)");
