@@ -19,7 +19,8 @@ export function createCheckpointTask(ctx: WorkerContext): Task {
       return;
     }
     const r = await checkpointNow(ctx.pool, ctx.config.checkpoint, signer);
-    if (r.signed || r.anchored) ctx.logger.info({ signed: r.signed, anchored: r.anchored }, "checkpoints signed and anchored");
+    if (r.signed || r.anchored)
+      ctx.logger.info({ signed: r.signed, anchored: r.anchored }, "checkpoints signed and anchored");
     for (const f of r.failed) ctx.logger.warn(f, "an anchor failed; it is retried with backoff");
   };
 }

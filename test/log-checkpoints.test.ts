@@ -63,7 +63,9 @@ async function asSuperuserAttacker(fn: (c: pg.PoolClient) => Promise<unknown>): 
   const c = await db.pool.connect();
   try {
     await c.query("select pg_advisory_lock(7212346)");
-    const { rows: evts } = await c.query<{ evtname: string }>(`select evtname from pg_event_trigger where evtenabled <> 'D'`);
+    const { rows: evts } = await c.query<{ evtname: string }>(
+      `select evtname from pg_event_trigger where evtenabled <> 'D'`,
+    );
     for (const e of evts) await c.query(`alter event trigger ${e.evtname} disable`);
     await c.query("begin");
     await c.query("set local session_replication_role = replica");
@@ -111,19 +113,27 @@ async function rebuildLog(c: pg.PoolClient, tenantId: string): Promise<void> {
 
 /** Renumbers a tenant's leaves in the order given (run ids), as an attacker rewriting the log would. */
 async function relog(c: pg.PoolClient, tenantId: string, order: string[]): Promise<void> {
-  await c.query(`update runproof.log_leaves set leaf_index = leaf_index + 1000000000000 where tenant_id = $1`, [tenantId]);
+  await c.query(
+    `update runproof.log_leaves set leaf_index = leaf_index + 1000000000000 where tenant_id = $1`,
+    [tenantId],
+  );
   await c.query(
     `update runproof.log_leaves l set leaf_index = o.i - 1 from unnest($2::uuid[]) with ordinality o(run_id, i)
       where l.tenant_id = $1 and l.run_id = o.run_id`,
     [tenantId, order],
   );
-  await c.query(`delete from runproof.log_leaves where tenant_id = $1 and leaf_index >= 1000000000000`, [tenantId]);
+  await c.query(`delete from runproof.log_leaves where tenant_id = $1 and leaf_index >= 1000000000000`, [
+    tenantId,
+  ]);
   await rebuildLog(c, tenantId);
 }
 
 /** A consistent rewrite of a run's outcome: its seal and root recomputed, so run_proof still says VERIFIED. */
 async function rewriteRun(c: pg.PoolClient, tenantId: string, runId: string): Promise<void> {
-  await c.query(`update runproof.runs set finished_at = finished_at + interval '1 hour' where tenant_id = $1 and id = $2`, [tenantId, runId]);
+  await c.query(
+    `update runproof.runs set finished_at = finished_at + interval '1 hour' where tenant_id = $1 and id = $2`,
+    [tenantId, runId],
+  );
   await c.query(
     `update runproof.runs r set seal = runproof_private.run_seal_canonical(r), root_hash = sha256(runproof_private.run_seal_canonical(r))
       where tenant_id = $1 and id = $2`,
@@ -144,11 +154,19 @@ async function against(tenantId: string, opts: { mirror?: boolean; extra?: strin
     opts.mirror === false ? null : a.leaves,
     tenantId,
   ]);
-  return rows.map((r) => ({ status: r.status, first_bad_leaf: r.first_bad_leaf === null ? null : Number(r.first_bad_leaf), run_id: r.run_id }));
+  return rows.map((r) => ({
+    status: r.status,
+    first_bad_leaf: r.first_bad_leaf === null ? null : Number(r.first_bad_leaf),
+    run_id: r.run_id,
+  }));
 }
 
 const logOrder = async (tenantId: string) =>
-  (await db.pool.query(`select run_id from runproof.log_leaves where tenant_id = $1 order by leaf_index`, [tenantId])).rows.map((r) => r.run_id);
+  (
+    await db.pool.query(`select run_id from runproof.log_leaves where tenant_id = $1 order by leaf_index`, [
+      tenantId,
+    ])
+  ).rows.map((r) => r.run_id);
 
 test.serial("SQL and the offline verifier agree on the leaf bytes, the roots and every proof", async (t) => {
   const f = await createTenant(db.pool);
@@ -183,15 +201,36 @@ test.serial("SQL and the offline verifier agree on the leaf bytes, the roots and
       const {
         rows: [p],
       } = await db.pool.query(`select runproof.log_inclusion_proof($1, $2, $3) as p`, [f.tenantId, i, n]);
-      t.deepEqual(rootFromInclusionProof(BigInt(i), BigInt(n), hashes[i], hexes(p.p)), treeRoot(hashes.slice(0, n)), `inclusion ${i} in ${n}`);
+      t.deepEqual(
+        rootFromInclusionProof(BigInt(i), BigInt(n), hashes[i], hexes(p.p)),
+        treeRoot(hashes.slice(0, n)),
+        `inclusion ${i} in ${n}`,
+      );
     }
     for (let m = 1; m <= n; m++) {
       const {
         rows: [p],
       } = await db.pool.query(`select runproof.log_consistency_proof($1, $2, $3) as p`, [f.tenantId, m, n]);
-      t.true(verifyConsistency(BigInt(m), BigInt(n), treeRoot(hashes.slice(0, m)), treeRoot(hashes.slice(0, n)), hexes(p.p)), `consistency ${m} -> ${n}`);
+      t.true(
+        verifyConsistency(
+          BigInt(m),
+          BigInt(n),
+          treeRoot(hashes.slice(0, m)),
+          treeRoot(hashes.slice(0, n)),
+          hexes(p.p),
+        ),
+        `consistency ${m} -> ${n}`,
+      );
       if (m < n && m > 0)
-        t.false(verifyConsistency(BigInt(m), BigInt(n), treeRoot(hashes.slice(1, m + 1)), treeRoot(hashes.slice(0, n)), hexes(p.p)));
+        t.false(
+          verifyConsistency(
+            BigInt(m),
+            BigInt(n),
+            treeRoot(hashes.slice(1, m + 1)),
+            treeRoot(hashes.slice(0, n)),
+            hexes(p.p),
+          ),
+        );
     }
   }
 });
@@ -209,77 +248,105 @@ test.serial("the known-answer leaf of docs/proof-format.md section 13", async (t
   );
   const leaf = logLeaf(tenant, run, root, "succeeded", "2026-12-01T10:00:09.5");
   t.is(r.leaf, leaf.toString("utf8"));
-  t.is(r.leaf, `["runproof.log-leaf/1", "${tenant}", "${run}", "${root}", "succeeded", "2026-12-01T10:00:09.5"]`);
+  t.is(
+    r.leaf,
+    `["runproof.log-leaf/1", "${tenant}", "${run}", "${root}", "succeeded", "2026-12-01T10:00:09.5"]`,
+  );
   t.is(r.h, leafHash(leaf).toString("hex"));
   t.is(r.h, "0ef7591e1db7f833bf8d3bcba83b6383c2b4314cfa137626ba4bf31b01a450db");
 });
 
-test.serial("the checkpoint is a C2SP signed note of the log's root, stored append-only, and run_proof carries the inclusion proof", async (t) => {
-  const { f, runs } = await checkpointedTenant(3);
-  const {
-    rows: [c],
-  } = await db.pool.query(`select * from runproof.log_checkpoints where tenant_id = $1`, [f.tenantId]);
-  const cp = verifyCheckpoint(c.note, vkey);
-  t.is(cp.origin, `runproof.test/log/${f.tenantId}`);
-  t.is(cp.size, 3n);
-  t.deepEqual(cp.root, c.root_hash);
-  t.is(c.verifier_key, vkey);
-  t.regex(c.note, /^runproof\.test\/log\/[0-9a-f-]{36}\n3\n[A-Za-z0-9+/]{43}=\n\n\u2014 runproof\.test\/log [A-Za-z0-9+/=]+\n$/);
-  const p = (await runProof(db.pool, f.tenantId, runs[1])) as any;
-  t.is(p.verification_status, "VERIFIED");
-  t.is(Number(p.leaf_index), 1);
-  t.is(Number(p.checkpoint_size), 3);
-  t.is(p.checkpoint, c.note);
-  t.is(p.inclusion_proof.length, 2);
-  const e = await db.pool.query(`update runproof.log_checkpoints set note = 'x' where tenant_id = $1`, [f.tenantId]).catch((x) => x);
-  t.is(e.code, "RPIMM");
-  const e2 = await db.pool.query(`delete from runproof.log_leaves where tenant_id = $1`, [f.tenantId]).catch((x) => x);
-  t.is(e2.code, "RPIMM");
-  // Nothing new: no new checkpoint. A run sealed after it is reported as not checkpointed yet.
-  t.is((await checkpointNow(db.pool, config, signer)).signed, 0);
-  await completedRun(db.pool, f, { stepsPerTrace: 1 });
-  t.deepEqual(await against(f.tenantId), [
-    { status: "NOT_CHECKPOINTED", first_bad_leaf: 3, run_id: null },
-    { status: "CONSISTENT", first_bad_leaf: null, run_id: null },
-  ]);
-  const {
-    rows: [s],
-  } = await db.pool.query(`select * from runproof.log_status($1)`, [f.tenantId]);
-  t.is(Number(s.log_size), 4);
-  t.is(Number(s.not_checkpointed), 1);
-  t.is(s.verifier_key, vkey);
-});
+test.serial(
+  "the checkpoint is a C2SP signed note of the log's root, stored append-only, and run_proof carries the inclusion proof",
+  async (t) => {
+    const { f, runs } = await checkpointedTenant(3);
+    const {
+      rows: [c],
+    } = await db.pool.query(`select * from runproof.log_checkpoints where tenant_id = $1`, [f.tenantId]);
+    const cp = verifyCheckpoint(c.note, vkey);
+    t.is(cp.origin, `runproof.test/log/${f.tenantId}`);
+    t.is(cp.size, 3n);
+    t.deepEqual(cp.root, c.root_hash);
+    t.is(c.verifier_key, vkey);
+    t.regex(
+      c.note,
+      /^runproof\.test\/log\/[0-9a-f-]{36}\n3\n[A-Za-z0-9+/]{43}=\n\n\u2014 runproof\.test\/log [A-Za-z0-9+/=]+\n$/,
+    );
+    const p = (await runProof(db.pool, f.tenantId, runs[1])) as any;
+    t.is(p.verification_status, "VERIFIED");
+    t.is(Number(p.leaf_index), 1);
+    t.is(Number(p.checkpoint_size), 3);
+    t.is(p.checkpoint, c.note);
+    t.is(p.inclusion_proof.length, 2);
+    const e = await db.pool
+      .query(`update runproof.log_checkpoints set note = 'x' where tenant_id = $1`, [f.tenantId])
+      .catch((x) => x);
+    t.is(e.code, "RPIMM");
+    const e2 = await db.pool
+      .query(`delete from runproof.log_leaves where tenant_id = $1`, [f.tenantId])
+      .catch((x) => x);
+    t.is(e2.code, "RPIMM");
+    // Nothing new: no new checkpoint. A run sealed after it is reported as not checkpointed yet.
+    t.is((await checkpointNow(db.pool, config, signer)).signed, 0);
+    await completedRun(db.pool, f, { stepsPerTrace: 1 });
+    t.deepEqual(await against(f.tenantId), [
+      { status: "NOT_CHECKPOINTED", first_bad_leaf: 3, run_id: null },
+      { status: "CONSISTENT", first_bad_leaf: null, run_id: null },
+    ]);
+    const {
+      rows: [s],
+    } = await db.pool.query(`select * from runproof.log_status($1)`, [f.tenantId]);
+    t.is(Number(s.log_size), 4);
+    t.is(Number(s.not_checkpointed), 1);
+    t.is(s.verifier_key, vkey);
+  },
+);
 
-test.serial("attack: a checkpointed run rewritten with every hash, seal and the log recomputed is detected (REWRITTEN)", async (t) => {
-  const { f, runs } = await checkpointedTenant();
-  t.deepEqual(await against(f.tenantId), [{ status: "CONSISTENT", first_bad_leaf: null, run_id: null }]);
-  await asSuperuserAttacker(async (c) => {
-    await rewriteRun(c, f.tenantId, runs[2]);
-    await rebuildLog(c, f.tenantId);
-  });
-  t.is((await runProof(db.pool, f.tenantId, runs[2])).verification_status, "VERIFIED", "the database alone cannot tell");
-  t.deepEqual(await against(f.tenantId), [{ status: "REWRITTEN", first_bad_leaf: 2, run_id: runs[2] }]);
-  // With the checkpoints alone (no anchored leaves): the root differs, between the checkpoints.
-  t.deepEqual(await against(f.tenantId, { mirror: false }), [{ status: "ROOT_MISMATCH", first_bad_leaf: 0, run_id: null }]);
-});
+test.serial(
+  "attack: a checkpointed run rewritten with every hash, seal and the log recomputed is detected (REWRITTEN)",
+  async (t) => {
+    const { f, runs } = await checkpointedTenant();
+    t.deepEqual(await against(f.tenantId), [{ status: "CONSISTENT", first_bad_leaf: null, run_id: null }]);
+    await asSuperuserAttacker(async (c) => {
+      await rewriteRun(c, f.tenantId, runs[2]);
+      await rebuildLog(c, f.tenantId);
+    });
+    t.is(
+      (await runProof(db.pool, f.tenantId, runs[2])).verification_status,
+      "VERIFIED",
+      "the database alone cannot tell",
+    );
+    t.deepEqual(await against(f.tenantId), [{ status: "REWRITTEN", first_bad_leaf: 2, run_id: runs[2] }]);
+    // With the checkpoints alone (no anchored leaves): the root differs, between the checkpoints.
+    t.deepEqual(await against(f.tenantId, { mirror: false }), [
+      { status: "ROOT_MISMATCH", first_bad_leaf: 0, run_id: null },
+    ]);
+  },
+);
 
-test.serial("attack: a rewritten run whose log was left alone is detected by the stored leaf (REWRITTEN)", async (t) => {
-  const { f, runs } = await checkpointedTenant();
-  await asSuperuserAttacker((c) => rewriteRun(c, f.tenantId, runs[1]));
-  const r = await against(f.tenantId);
-  t.deepEqual(r[0], { status: "REWRITTEN", first_bad_leaf: 1, run_id: runs[1] });
-});
+test.serial(
+  "attack: a rewritten run whose log was left alone is detected by the stored leaf (REWRITTEN)",
+  async (t) => {
+    const { f, runs } = await checkpointedTenant();
+    await asSuperuserAttacker((c) => rewriteRun(c, f.tenantId, runs[1]));
+    const r = await against(f.tenantId);
+    t.deepEqual(r[0], { status: "REWRITTEN", first_bad_leaf: 1, run_id: runs[1] });
+  },
+);
 
-test.serial("attack: a checkpointed run deleted with its traces, its leaf removed and the log recomputed (DELETED)", async (t) => {
-  const { f, runs } = await checkpointedTenant();
-  await asSuperuserAttacker(async (c) => {
-    await deleteRun(c, f.tenantId, runs[1]);
-    await relog(c, f.tenantId, [runs[0], runs[2], runs[3]]);
-  });
-  // A new run brings the log back to the anchored size: only the leaves can tell.
-  await completedRun(db.pool, f, { stepsPerTrace: 1 });
-  t.deepEqual(await against(f.tenantId), [{ status: "DELETED", first_bad_leaf: 1, run_id: null }]);
-});
+test.serial(
+  "attack: a checkpointed run deleted with its traces, its leaf removed and the log recomputed (DELETED)",
+  async (t) => {
+    const { f, runs } = await checkpointedTenant();
+    await asSuperuserAttacker(async (c) => {
+      await deleteRun(c, f.tenantId, runs[1]);
+      await relog(c, f.tenantId, [runs[0], runs[2], runs[3]]);
+    });
+    // A new run brings the log back to the anchored size: only the leaves can tell.
+    await completedRun(db.pool, f, { stepsPerTrace: 1 });
+    t.deepEqual(await against(f.tenantId), [{ status: "DELETED", first_bad_leaf: 1, run_id: null }]);
+  },
+);
 
 test.serial("attack: a run deleted under its leaf (DELETED)", async (t) => {
   const { f, runs } = await checkpointedTenant();
@@ -300,7 +367,9 @@ test.serial("attack: a run inserted into the checkpointed part of the log (INSER
 test.serial("attack: a sealed run inserted around the log (no leaf) is detected (INSERTED)", async (t) => {
   const { f } = await checkpointedTenant(2);
   const extra = (await completedRun(db.pool, f, { stepsPerTrace: 1 })).runId;
-  await asSuperuserAttacker((c) => c.query(`delete from runproof.log_leaves where tenant_id = $1 and run_id = $2`, [f.tenantId, extra]));
+  await asSuperuserAttacker((c) =>
+    c.query(`delete from runproof.log_leaves where tenant_id = $1 and run_id = $2`, [f.tenantId, extra]),
+  );
   t.deepEqual(await against(f.tenantId), [{ status: "INSERTED", first_bad_leaf: null, run_id: extra }]);
 });
 
@@ -335,10 +404,10 @@ test.serial("attack: a fork, two checkpoints of one size with different roots (F
     rows: [s],
   } = await db.pool.query(`select note from runproof.log_checkpoints where tenant_id = $1`, [f.tenantId]);
   const a = await readAgainst(dir, vkey);
-  const { rows } = await db.pool.query(`select status from runproof.verify_against($1) where tenant_id = $2 and status = 'FORK'`, [
-    [...a.checkpoints, s.note],
-    f.tenantId,
-  ]);
+  const { rows } = await db.pool.query(
+    `select status from runproof.verify_against($1) where tenant_id = $2 and status = 'FORK'`,
+    [[...a.checkpoints, s.note], f.tenantId],
+  );
   t.is(rows.length, 1);
 });
 

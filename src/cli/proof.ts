@@ -52,7 +52,7 @@ export async function proofShow(runId: string, opts: { tenantId?: string; json?:
 
 export async function proofExport(
   runId: string,
-  opts: { tenantId?: string; output?: string },
+  opts: { tenantId?: string; output?: string; consistencyFrom?: number[] },
 ): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
@@ -66,7 +66,7 @@ export async function proofExport(
         "a bundle needs the run row; runproof proof shows what is left of it",
       );
     }
-    const bundle = await exportBundle(pool, tenantId, runId);
+    const bundle = await exportBundle(pool, tenantId, runId, { consistencyFrom: opts.consistencyFrom });
     const text = `${toJson(bundle)}\n`;
     if (!opts.output || opts.output === "-") {
       process.stdout.write(text);

@@ -32,7 +32,11 @@ export function createAnchor(c: AnchorConfig, timeoutMs = 10_000): Anchor {
     case "directory":
       return { name: c.name, kind: c.kind, submit: (job, pool) => toDirectory(c.path, job, pool) };
     case "witness":
-      return { name: c.name, kind: c.kind, submit: (job, pool) => toWitness(c.name, c.url, c.key, job, pool, timeoutMs) };
+      return {
+        name: c.name,
+        kind: c.kind,
+        submit: (job, pool) => toWitness(c.name, c.url, c.key, job, pool, timeoutMs),
+      };
     case "rfc3161":
       return { name: c.name, kind: c.kind, submit: (job) => toTsa(c.url, job, timeoutMs) };
   }
@@ -50,7 +54,10 @@ async function toDirectory(dir: string, job: AnchorJob, pool: pg.Pool): Promise<
     throw new Error(`${file} already holds a different checkpoint of size ${job.treeSize}: the log forked`);
   }
   // The leaves since the largest checkpoint already in the directory.
-  const sizes = (await fs.readdir(tdir)).map((f) => /^(\d+)\.checkpoint$/.exec(f)?.[1]).filter(Boolean).map(Number);
+  const sizes = (await fs.readdir(tdir))
+    .map((f) => /^(\d+)\.checkpoint$/.exec(f)?.[1])
+    .filter(Boolean)
+    .map(Number);
   const from = Math.max(0, ...sizes.filter((s) => s < job.treeSize));
   const { rows } = await pool.query<{ h: string }>(
     `select encode(leaf_hash, 'hex') as h from runproof.log_leaves where tenant_id = $1 and leaf_index >= $2 and leaf_index < $3 order by leaf_index`,
@@ -64,7 +71,14 @@ async function toDirectory(dir: string, job: AnchorJob, pool: pg.Pool): Promise<
   return file;
 }
 
-async function toWitness(name: string, url: string, key: string, job: AnchorJob, pool: pg.Pool, timeoutMs: number): Promise<string> {
+async function toWitness(
+  name: string,
+  url: string,
+  key: string,
+  job: AnchorJob,
+  pool: pg.Pool,
+  timeoutMs: number,
+): Promise<string> {
   const {
     rows: [last],
   } = await pool.query<{ size: string | null }>(
@@ -91,11 +105,14 @@ async function toWitness(name: string, url: string, key: string, job: AnchorJob,
     if (res.status === 409 && /^text\/x\.tlog\.size/.test(res.headers.get("content-type") ?? "")) {
       const size = Number(text.trim());
       if (!Number.isSafeInteger(size) || size > job.treeSize || size === old)
-        throw new Error(`witness ${name} is at size ${text.trim()}, which this checkpoint (size ${job.treeSize}) cannot extend`);
+        throw new Error(
+          `witness ${name} is at size ${text.trim()}, which this checkpoint (size ${job.treeSize}) cannot extend`,
+        );
       old = size;
       continue;
     }
-    if (res.status !== 200) throw new Error(`witness ${name} answered HTTP ${res.status}: ${text.slice(0, 200)}`);
+    if (res.status !== 200)
+      throw new Error(`witness ${name} answered HTTP ${res.status}: ${text.slice(0, 200)}`);
     const { body: cpBody } = parseNote(job.note);
     const lines = text.split(/(?<=\n)/).filter((l) => l.startsWith("\u2014"));
     for (const line of lines) {
@@ -131,13 +148,20 @@ export function timeStampRequest(data: Uint8Array): { der: Buffer; nonce: Buffer
 }
 
 /** Parses a TimeStampResp: the token (DER) when granted, and its TSTInfo's imprint, nonce and time. */
-export function parseTimeStampResponse(der: Uint8Array): { token: Buffer; digest: Buffer; nonce: Buffer | null; genTime: Date } {
+export function parseTimeStampResponse(der: Uint8Array): {
+  token: Buffer;
+  digest: Buffer;
+  nonce: Buffer | null;
+  genTime: Date;
+} {
   const asn = asn1js.fromBER(new Uint8Array(der).buffer);
   if (asn.offset === -1) throw new Error("the TSA's reply is not DER");
   const resp = new pkijs.TimeStampResp({ schema: asn.result });
   const status = resp.status.status;
-  if (status !== 0 && status !== 1 || !resp.timeStampToken)
-    throw new Error(`the TSA refused: status ${status}${resp.status.statusStrings?.length ? ` (${resp.status.statusStrings.map((s) => s.valueBlock.value).join("; ")})` : ""}`);
+  if ((status !== 0 && status !== 1) || !resp.timeStampToken)
+    throw new Error(
+      `the TSA refused: status ${status}${resp.status.statusStrings?.length ? ` (${resp.status.statusStrings.map((s) => s.valueBlock.value).join("; ")})` : ""}`,
+    );
   const signed = new pkijs.SignedData({ schema: resp.timeStampToken.content });
   const content = signed.encapContentInfo.eContent;
   if (!content) throw new Error("the timestamp token has no TSTInfo");

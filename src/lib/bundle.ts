@@ -97,14 +97,21 @@ async function readBundle(
   // The run's leaf and its proof to the latest checkpoint, and consistency proofs from the sizes asked.
   const {
     rows: [leaf],
-  } = await db.query(`select l.leaf_index::int as leaf_index, convert_from(l.leaf, 'UTF8') as leaf from runproof.log_leaves l
-     where l.tenant_id = $1 and l.run_id = $2`, [tenantId, runId]);
+  } = await db.query(
+    `select l.leaf_index::int as leaf_index, convert_from(l.leaf, 'UTF8') as leaf from runproof.log_leaves l
+     where l.tenant_id = $1 and l.run_id = $2`,
+    [tenantId, runId],
+  );
   const consistency: { from_size: number; proof: string[] }[] = [];
   if (leaf && proof.checkpoint_size)
     for (const from of opts.consistencyFrom ?? []) {
       const {
         rows: [c],
-      } = await db.query(`select runproof.log_consistency_proof($1, $2, $3) as proof`, [tenantId, from, proof.checkpoint_size]);
+      } = await db.query(`select runproof.log_consistency_proof($1, $2, $3) as proof`, [
+        tenantId,
+        from,
+        proof.checkpoint_size,
+      ]);
       consistency.push({ from_size: from, proof: c.proof });
     }
   const log = leaf

@@ -7,7 +7,13 @@ import fs from "node:fs";
 import type pg from "pg";
 import { createAnchor } from "./anchors.ts";
 import type { CheckpointConfig } from "./config.ts";
-import { checkpointBody, type NoteSigner, signerFromPem, signNote, verifierKey } from "./offline-checkpoint.ts";
+import {
+  checkpointBody,
+  type NoteSigner,
+  signerFromPem,
+  signNote,
+  verifierKey,
+} from "./offline-checkpoint.ts";
 
 /** Logs signed per transaction: 10,000 tenants that grew are a few batches. */
 const SIGN_BATCH = 2000;
@@ -38,7 +44,11 @@ export interface CheckpointResult {
 }
 
 /** Signs every log that grew since its last checkpoint, then sends the due checkpoints to the anchors. */
-export async function checkpointNow(pool: pg.Pool, c: CheckpointConfig, signer: NoteSigner = loadSigner(c)): Promise<CheckpointResult> {
+export async function checkpointNow(
+  pool: pg.Pool,
+  c: CheckpointConfig,
+  signer: NoteSigner = loadSigner(c),
+): Promise<CheckpointResult> {
   const vkey = verifierKey(signer.name, signer.publicKey);
   const anchors = c.anchors.map((a) => createAnchor(a));
   let signed = 0;
@@ -48,11 +58,20 @@ export async function checkpointNow(pool: pg.Pool, c: CheckpointConfig, signer: 
       [SIGN_BATCH],
     );
     if (!rows.length) break;
-    const notes = rows.map((r) => signNote(checkpointBody(originOf(signer.name, r.tenant_id), r.tree_size, r.root_hash), signer));
+    const notes = rows.map((r) =>
+      signNote(checkpointBody(originOf(signer.name, r.tenant_id), r.tree_size, r.root_hash), signer),
+    );
     await pool.query(
       `select runproof_private.record_checkpoints(p_tenant_ids => $1, p_sizes => $2, p_notes => $3, p_key_name => $4,
          p_verifier_key => $5, p_anchors => $6)`,
-      [rows.map((r) => r.tenant_id), rows.map((r) => r.tree_size), notes, signer.name, vkey, anchors.map((a) => a.name)],
+      [
+        rows.map((r) => r.tenant_id),
+        rows.map((r) => r.tree_size),
+        notes,
+        signer.name,
+        vkey,
+        anchors.map((a) => a.name),
+      ],
     );
     signed += rows.length;
     if (rows.length < SIGN_BATCH) break;
@@ -60,10 +79,14 @@ export async function checkpointNow(pool: pg.Pool, c: CheckpointConfig, signer: 
   const result: CheckpointResult = { signed, anchored: 0, failed: [] };
   if (!anchors.length) return result;
   const byName = new Map(anchors.map((a) => [a.name, a]));
-  const { rows: jobs } = await pool.query<{ tenant_id: string; tree_size: string; anchor: string; note: string }>(
-    `select tenant_id, tree_size::text, anchor, note from runproof_private.due_anchor_jobs($1)`,
-    [ANCHOR_BATCH],
-  );
+  const { rows: jobs } = await pool.query<{
+    tenant_id: string;
+    tree_size: string;
+    anchor: string;
+    note: string;
+  }>(`select tenant_id, tree_size::text, anchor, note from runproof_private.due_anchor_jobs($1)`, [
+    ANCHOR_BATCH,
+  ]);
   // Jobs come per tenant and anchor in size order; after a failure, that pair waits for its retry.
   const blocked = new Set<string>();
   for (const j of jobs) {
@@ -72,7 +95,10 @@ export async function checkpointNow(pool: pg.Pool, c: CheckpointConfig, signer: 
     if (blocked.has(key)) continue;
     try {
       if (!anchor) throw new Error(`anchor ${j.anchor} is not configured (RUNPROOF_CHECKPOINT_ANCHORS)`);
-      const receipt = await anchor.submit({ tenantId: j.tenant_id, treeSize: Number(j.tree_size), note: j.note }, pool);
+      const receipt = await anchor.submit(
+        { tenantId: j.tenant_id, treeSize: Number(j.tree_size), note: j.note },
+        pool,
+      );
       await pool.query(`select runproof_private.record_anchor_receipt($1, $2, $3, $4, $5)`, [
         j.tenant_id,
         j.tree_size,

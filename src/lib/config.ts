@@ -46,7 +46,9 @@ export type AnchorConfig =
   | { name: string; kind: "witness"; url: string; key: string }
   | { name: string; kind: "rfc3161"; url: string };
 
-const anchorName = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, "an anchor name is lower-case letters, digits, _ and -");
+const anchorName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, "an anchor name is lower-case letters, digits, _ and -");
 const anchorsSchema = z.array(
   z.discriminatedUnion("kind", [
     z.strictObject({ name: anchorName, kind: z.literal("directory"), path: z.string().min(1) }),
@@ -156,7 +158,10 @@ export const configSchema = z
         try {
           const parsed = anchorsSchema.safeParse(JSON.parse(v));
           if (parsed.success) return parsed.data as AnchorConfig[];
-          ctx.addIssue({ code: "custom", message: `must be a JSON array of anchors: ${parsed.error.issues[0]?.message}` });
+          ctx.addIssue({
+            code: "custom",
+            message: `must be a JSON array of anchors: ${parsed.error.issues[0]?.message}`,
+          });
         } catch {
           ctx.addIssue({ code: "custom", message: "must be a JSON array of anchors" });
         }

@@ -13,7 +13,13 @@ const ZERO = Uint8Array.of(0);
 const ONE = Uint8Array.of(1);
 
 /** The leaf bytes of a sealed run: ["runproof.log-leaf/1", tenant, run, hex(run root), status, finished_at]. */
-export function logLeaf(tenantId: string, runId: string, rootHex: string, status: string, finishedAt: string): Buffer {
+export function logLeaf(
+  tenantId: string,
+  runId: string,
+  rootHex: string,
+  status: string,
+  finishedAt: string,
+): Buffer {
   return Buffer.from(
     `["runproof.log-leaf/1", "${tenantId}", "${runId}", "${rootHex}", ${JSON.stringify(status)}, ${JSON.stringify(finishedAt)}]`,
     "utf8",
@@ -32,7 +38,12 @@ export function treeRoot(leafHashes: Uint8Array[]): Buffer {
 }
 
 /** RFC 9162 section 2.1.3.2: the root an inclusion proof leads to, or null when it cannot be one. */
-export function rootFromInclusionProof(index: bigint, size: bigint, leaf: Uint8Array, proof: Uint8Array[]): Buffer | null {
+export function rootFromInclusionProof(
+  index: bigint,
+  size: bigint,
+  leaf: Uint8Array,
+  proof: Uint8Array[],
+): Buffer | null {
   if (index < 0n || index >= size) return null;
   let fn = index;
   let sn = size - 1n;
@@ -111,7 +122,10 @@ export function rawPublicKey(key: KeyObject): Buffer {
   return Buffer.from(jwk.x, "base64url");
 }
 export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") }, format: "jwk" });
+  return createPublicKey({
+    key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") },
+    format: "jwk",
+  });
 }
 
 /** key ID = SHA-256(key name || 0x0A || signature type || public key)[:4]. */
@@ -125,9 +139,11 @@ export interface NoteSigner {
 }
 
 export function signerFromPem(name: string, pem: string): NoteSigner {
-  if (!name || /[\s+]/.test(name)) throw new Error(`a key name must be non-empty, without spaces or '+': ${JSON.stringify(name)}`);
+  if (!name || /[\s+]/.test(name))
+    throw new Error(`a key name must be non-empty, without spaces or '+': ${JSON.stringify(name)}`);
   const privateKey = createPrivateKey(pem);
-  if (privateKey.asymmetricKeyType !== "ed25519") throw new Error("the checkpoint key must be an Ed25519 private key (runproof checkpoint keygen)");
+  if (privateKey.asymmetricKeyType !== "ed25519")
+    throw new Error("the checkpoint key must be an Ed25519 private key (runproof checkpoint keygen)");
   return { name, privateKey, publicKey: rawPublicKey(createPublicKey(privateKey)) };
 }
 
@@ -150,7 +166,8 @@ export function parseVerifierKey(vkey: string): Verifier {
   if (raw.length !== 33 || (raw[0] !== SIG_ED25519 && raw[0] !== SIG_COSIGNATURE_V1))
     throw new Error("the verifier key is not an Ed25519 key (type 0x01 or 0x04, 32 bytes)");
   const id = keyId(name, raw[0], raw.subarray(1));
-  if (id.toString("hex") !== idHex.toLowerCase()) throw new Error("the verifier key's key ID does not match its name and key");
+  if (id.toString("hex") !== idHex.toLowerCase())
+    throw new Error("the verifier key's key ID does not match its name and key");
   return { name, keyId: id, type: raw[0], publicKey: publicKeyFromRaw(raw.subarray(1)) };
 }
 
@@ -167,9 +184,11 @@ export interface ParsedNote {
 
 /** Splits a signed note into its text (ending in a newline) and its signature lines. */
 export function parseNote(note: string): ParsedNote {
-  if (/[\u0000-\u0009\u000b-\u001f]/.test(note)) throw new Error("a signed note holds no control character but newline");
+  if ([...note].some((ch) => ch < " " && ch !== "\n"))
+    throw new Error("a signed note holds no control character but newline");
   const at = note.lastIndexOf("\n\n");
-  if (at < 0 || !note.endsWith("\n")) throw new Error("not a signed note: no blank line before the signatures, or no final newline");
+  if (at < 0 || !note.endsWith("\n"))
+    throw new Error("not a signed note: no blank line before the signatures, or no final newline");
   const body = note.slice(0, at + 1);
   const signatures: NoteSignature[] = [];
   for (const line of note.slice(at + 2, -1).split("\n")) {
@@ -205,9 +224,11 @@ export function checkpointBody(origin: string, size: bigint | number | string, r
 export function parseCheckpointBody(body: string): Omit<Checkpoint, "note" | "body"> {
   const lines = body.split("\n");
   if (lines.length < 4 || !lines[0]) throw new Error("a checkpoint has an origin, a size and a root line");
-  if (!/^(0|[1-9][0-9]*)$/.test(lines[1])) throw new Error(`the checkpoint size is not a decimal: ${JSON.stringify(lines[1])}`);
+  if (!/^(0|[1-9][0-9]*)$/.test(lines[1]))
+    throw new Error(`the checkpoint size is not a decimal: ${JSON.stringify(lines[1])}`);
   const root = Buffer.from(lines[2], "base64");
-  if (root.length !== 32 || root.toString("base64") !== lines[2]) throw new Error("the checkpoint root is not 32 bytes of base64");
+  if (root.length !== 32 || root.toString("base64") !== lines[2])
+    throw new Error("the checkpoint root is not 32 bytes of base64");
   return { origin: lines[0], size: BigInt(lines[1]), root };
 }
 
@@ -219,10 +240,13 @@ export function verifyCheckpoint(note: string, vkey: string | Verifier): Checkpo
   const v = typeof vkey === "string" ? parseVerifierKey(vkey) : vkey;
   const parsed = parseNote(note);
   const mine = parsed.signatures.filter((s) => s.name === v.name && s.keyId.equals(v.keyId));
-  if (!mine.length) throw new Error(`the checkpoint is not signed by ${v.name} (key ID ${v.keyId.toString("hex")})`);
+  if (!mine.length)
+    throw new Error(`the checkpoint is not signed by ${v.name} (key ID ${v.keyId.toString("hex")})`);
   for (const s of mine)
     if (!verify(null, Buffer.from(parsed.body, "utf8"), v.publicKey, s.signature))
-      throw new Error(`the checkpoint's signature by ${v.name} does not verify: the checkpoint is forged or altered`);
+      throw new Error(
+        `the checkpoint's signature by ${v.name} does not verify: the checkpoint is forged or altered`,
+      );
   return { ...parseCheckpointBody(parsed.body), body: parsed.body, note };
 }
 
@@ -239,11 +263,13 @@ export function cosign(body: string, signer: NoteSigner, time: number): string {
 /** Verifies a cosignature line by a witness (its verifier key, type 0x04) over a checkpoint body; returns its time. */
 export function verifyCosignature(body: string, line: string, witnessVkey: string | Verifier): number {
   const v = typeof witnessVkey === "string" ? parseVerifierKey(witnessVkey) : witnessVkey;
-  if (v.type !== SIG_COSIGNATURE_V1) throw new Error("a witness verifier key has type 0x04 (tlog-cosignature)");
+  if (v.type !== SIG_COSIGNATURE_V1)
+    throw new Error("a witness verifier key has type 0x04 (tlog-cosignature)");
   const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)\n?$/.exec(line);
   if (!m || m[1] !== v.name) throw new Error(`not a cosignature line by ${v.name}`);
   const raw = Buffer.from(m[2], "base64");
-  if (raw.length !== 4 + 8 + 64 || !raw.subarray(0, 4).equals(v.keyId)) throw new Error("the cosignature's key ID is not the witness's");
+  if (raw.length !== 4 + 8 + 64 || !raw.subarray(0, 4).equals(v.keyId))
+    throw new Error("the cosignature's key ID is not the witness's");
   const time = raw.readBigUInt64BE(4);
   const msg = Buffer.from(`cosignature/v1\ntime ${time}\n${body}`, "utf8");
   if (!verify(null, msg, v.publicKey, raw.subarray(12))) throw new Error("the cosignature does not verify");
@@ -284,17 +310,29 @@ export function verifyBundleLog(
 ): LogVerdict {
   const base = { leaf_index: log?.leaf_index ?? null, checkpoint_size: null, consistent_with: null };
   if (!log || !log.checkpoint || !log.inclusion_proof)
-    return { ...base, ok: false, status: "NOT_CHECKPOINTED", reason: "the bundle carries no checkpoint for its run (sealed after the last checkpoint, or exported before one)" };
+    return {
+      ...base,
+      ok: false,
+      status: "NOT_CHECKPOINTED",
+      reason:
+        "the bundle carries no checkpoint for its run (sealed after the last checkpoint, or exported before one)",
+    };
   if (!run.sealText) return { ...base, ok: false, status: "NOT_INCLUDED", reason: "the run is not sealed" };
   const seal = JSON.parse(run.sealText) as unknown[];
   const rootHex = sha(Buffer.from(run.sealText, "utf8")).toString("hex");
   const expected = logLeaf(run.tenantId, run.runId, rootHex, String(seal[4]), String(seal[11]));
   if (expected.toString("utf8") !== log.leaf)
-    return { ...base, ok: false, status: "NOT_INCLUDED", reason: "the bundle's leaf is not its run's (tenant, run, root, status or finished_at differ)" };
+    return {
+      ...base,
+      ok: false,
+      status: "NOT_INCLUDED",
+      reason: "the bundle's leaf is not its run's (tenant, run, root, status or finished_at differ)",
+    };
   let cp: Checkpoint;
   try {
     cp = verifyCheckpoint(log.checkpoint, opts.verifierKey);
-    if (!cp.origin.endsWith(`/${run.tenantId}`)) throw new Error(`the checkpoint is of log ${cp.origin}, not of tenant ${run.tenantId}'s`);
+    if (!cp.origin.endsWith(`/${run.tenantId}`))
+      throw new Error(`the checkpoint is of log ${cp.origin}, not of tenant ${run.tenantId}'s`);
   } catch (e) {
     return { ...base, ok: false, status: "BAD_CHECKPOINT", reason: (e as Error).message };
   }
@@ -306,26 +344,71 @@ export function verifyBundleLog(
     log.inclusion_proof.map((h) => Buffer.from(h, "hex")),
   );
   if (!root || !root.equals(cp.root))
-    return { ...base, checkpoint_size: size, ok: false, status: "NOT_INCLUDED", reason: `the inclusion proof of leaf ${log.leaf_index} does not lead to the root of the checkpoint of size ${size}` };
+    return {
+      ...base,
+      checkpoint_size: size,
+      ok: false,
+      status: "NOT_INCLUDED",
+      reason: `the inclusion proof of leaf ${log.leaf_index} does not lead to the root of the checkpoint of size ${size}`,
+    };
   if (opts.kept) {
     let kept: Checkpoint;
     try {
       kept = verifyCheckpoint(opts.kept, opts.verifierKey);
     } catch (e) {
-      return { ...base, checkpoint_size: size, ok: false, status: "BAD_CHECKPOINT", reason: `the kept checkpoint: ${(e as Error).message}` };
+      return {
+        ...base,
+        checkpoint_size: size,
+        ok: false,
+        status: "BAD_CHECKPOINT",
+        reason: `the kept checkpoint: ${(e as Error).message}`,
+      };
     }
     if (kept.origin !== cp.origin)
-      return { ...base, checkpoint_size: size, ok: false, status: "INCONSISTENT", reason: `the kept checkpoint is of log ${kept.origin}, the bundle's of ${cp.origin}` };
+      return {
+        ...base,
+        checkpoint_size: size,
+        ok: false,
+        status: "INCONSISTENT",
+        reason: `the kept checkpoint is of log ${kept.origin}, the bundle's of ${cp.origin}`,
+      };
     const [older, newer] = kept.size <= cp.size ? [kept, cp] : [cp, kept];
     const proof =
       older.size === newer.size
         ? []
-        : log.consistency.find((c) => BigInt(c.from_size) === older.size && newer === cp)?.proof.map((h) => Buffer.from(h, "hex"));
+        : log.consistency
+            .find((c) => BigInt(c.from_size) === older.size && newer === cp)
+            ?.proof.map((h) => Buffer.from(h, "hex"));
     if (!proof)
-      return { ...base, checkpoint_size: size, ok: false, status: "INCONSISTENT", reason: `the bundle carries no consistency proof from size ${kept.size} to ${size}: export it with --consistency-from ${kept.size}` };
+      return {
+        ...base,
+        checkpoint_size: size,
+        ok: false,
+        status: "INCONSISTENT",
+        reason: `the bundle carries no consistency proof from size ${kept.size} to ${size}: export it with --consistency-from ${kept.size}`,
+      };
     if (!verifyConsistency(older.size, newer.size, older.root, newer.root, proof))
-      return { ...base, checkpoint_size: size, ok: false, status: "INCONSISTENT", reason: `the bundle's checkpoint (size ${size}) is not consistent with the kept checkpoint (size ${kept.size}): the log was rewritten or forked` };
-    return { ...base, checkpoint_size: size, consistent_with: Number(kept.size), ok: true, status: "CHECKPOINTED", reason: `leaf ${log.leaf_index} is in the signed checkpoint of size ${size}, consistent with the kept checkpoint of size ${kept.size}` };
+      return {
+        ...base,
+        checkpoint_size: size,
+        ok: false,
+        status: "INCONSISTENT",
+        reason: `the bundle's checkpoint (size ${size}) is not consistent with the kept checkpoint (size ${kept.size}): the log was rewritten or forked`,
+      };
+    return {
+      ...base,
+      checkpoint_size: size,
+      consistent_with: Number(kept.size),
+      ok: true,
+      status: "CHECKPOINTED",
+      reason: `leaf ${log.leaf_index} is in the signed checkpoint of size ${size}, consistent with the kept checkpoint of size ${kept.size}`,
+    };
   }
-  return { ...base, checkpoint_size: size, ok: true, status: "CHECKPOINTED", reason: `leaf ${log.leaf_index} is in the signed checkpoint of size ${size}` };
+  return {
+    ...base,
+    checkpoint_size: size,
+    ok: true,
+    status: "CHECKPOINTED",
+    reason: `leaf ${log.leaf_index} is in the signed checkpoint of size ${size}`,
+  };
 }
