@@ -309,7 +309,7 @@ export function verifyBundleLog(
   opts: { verifierKey: string; kept?: string },
 ): LogVerdict {
   const base = { leaf_index: log?.leaf_index ?? null, checkpoint_size: null, consistent_with: null };
-  if (!log || !log.checkpoint || !log.inclusion_proof)
+  if (!log?.checkpoint || !log.inclusion_proof)
     return {
       ...base,
       ok: false,
@@ -343,7 +343,7 @@ export function verifyBundleLog(
     leafHash(expected),
     log.inclusion_proof.map((h) => Buffer.from(h, "hex")),
   );
-  if (!root || !root.equals(cp.root))
+  if (!root?.equals(cp.root))
     return {
       ...base,
       checkpoint_size: size,
