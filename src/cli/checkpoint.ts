@@ -60,8 +60,14 @@ export async function checkpointKeygen(opts: {
         "keygen never overwrites a key: choose a new file",
       );
     }
-  } else process.stdout.write(pem);
-  if (opts.json) printJson({ key_name: name, verifier_key: vkey, file: opts.output ?? null });
+  } else if (!opts.json) process.stdout.write(pem);
+  if (opts.json)
+    printJson({
+      key_name: name,
+      verifier_key: vkey,
+      file: opts.output ?? null,
+      ...(opts.output ? {} : { private_key: pem }),
+    });
   else {
     err(`key name: ${name}`);
     err(`verifier key (publish it; auditors verify checkpoints with it): ${vkey}`);
@@ -87,11 +93,12 @@ export async function checkpointShow(opts: { tenantId: string; json?: boolean })
         ["signed at", fmtTime(s.checkpoint_signed_at)],
         ["not checkpointed", s.not_checkpointed],
         ["key name", s.key_name ?? "-"],
-        ["verifier key", s.verifier_key ?? "-"],
         ["anchor backlog", `${s.anchor_backlog} (${s.anchor_failing} failing)`],
         ["last anchor error", s.anchor_last_error ?? "-"],
       ]),
     );
+    // On a line of its own: a table would wrap it, and it is what an auditor copies.
+    out(`verifier key: ${s.verifier_key ?? "- (no checkpoint yet)"}`);
     if (s.checkpoint) out(`\n${s.checkpoint}`);
   });
 }
