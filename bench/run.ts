@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../src/lib/database.ts";
 import { benchAppend, profileAppend } from "./append.ts";
+import { benchCheckpoint } from "./checkpoint.ts";
 import { benchExecute, profileExecute } from "./execute.ts";
 import {
   createTenant,
@@ -32,7 +33,7 @@ import { writeMarkdown } from "./report.ts";
 import { benchRunList, buildManyRuns, measureVerifyAll } from "./scale.ts";
 import { benchVerify } from "./verify.ts";
 
-const SECTIONS = ["append", "verify", "execute", "query", "scale"] as const;
+const SECTIONS = ["append", "verify", "execute", "query", "scale", "checkpoint"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]) {
@@ -101,6 +102,7 @@ function plan(quick: boolean) {
         query: { trials: 3, connections: 32, seconds: 3, steps: 100 },
         verifyAll: { runs: 1_000, steps: 100, trials: 3 },
         runList: { runs: 100_000, smallRuns: 1_000, trials: 3, samples: 50 },
+        checkpoint: { sealRuns: 200, sealBlock: 50, logLeaves: 100_000, proofSamples: 100, tenants: 1_000, trials: 3 },
       }
     : {
         append: {
@@ -132,6 +134,7 @@ function plan(quick: boolean) {
         query: { trials: 3, connections: 32, seconds: 10, steps: 100 },
         verifyAll: { runs: 10_000, steps: 100, trials: 3 },
         runList: { runs: 1_000_000, smallRuns: 1_000, trials: 3, samples: 200 },
+        checkpoint: { sealRuns: 1_000, sealBlock: 100, logLeaves: 1_000_000, proofSamples: 200, tenants: 10_000, trials: 3 },
       };
 }
 
@@ -300,6 +303,15 @@ async function main(): Promise<void> {
           }),
         );
       }
+    }
+
+    // Last: it switches the runs' triggers off while it makes a million sealed runs.
+    if (args.only.has("checkpoint")) {
+      await section("checkpoint", async () => {
+        const c = await benchCheckpoint(pool, p.checkpoint);
+        rows.push(...c.rows);
+        sections.checkpoint = c.extra;
+      });
     }
 
     const results = {
