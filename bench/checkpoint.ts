@@ -35,7 +35,10 @@ async function prepareRuns(pool: pg.Pool, t: Tenant, n: number): Promise<string[
          p_started_at => now(), p_finished_at => now(), p_duration_ms => 0, p_cost_cents => 0)`,
       [o.tenantId, o.runId, o.traceId],
     );
-    await pool.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [o.tenantId, o.traceId]);
+    await pool.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [
+      o.tenantId,
+      o.traceId,
+    ]);
     ids.push(o.runId);
   }
   return ids;
@@ -60,7 +63,10 @@ async function buildNodes(pool: pg.Pool, tenantId: string): Promise<void> {
   }
 }
 
-export async function benchCheckpoint(pool: pg.Pool, p: CheckpointPlan): Promise<{ rows: Row[]; extra: Record<string, unknown> }> {
+export async function benchCheckpoint(
+  pool: pg.Pool,
+  p: CheckpointPlan,
+): Promise<{ rows: Row[]; extra: Record<string, unknown> }> {
   const rows: Row[] = [];
   const extra: Record<string, unknown> = {};
 
@@ -74,11 +80,16 @@ export async function benchCheckpoint(pool: pg.Pool, p: CheckpointPlan): Promise
     await pool.query(`vacuum analyze runproof.runs, runproof.log_leaves, runproof_private.log_nodes`);
     const perMode = { on: [] as number[], off: [] as number[] };
     for (let block = 0; block * p.sealBlock < ids.length; block++) {
-      const on = block % 2 === (trial % 2);
-      await pool.query(`alter table runproof.runs ${on ? "enable always" : "disable"} trigger tg_runs__log_append`);
+      const on = block % 2 === trial % 2;
+      await pool.query(
+        `alter table runproof.runs ${on ? "enable always" : "disable"} trigger tg_runs__log_append`,
+      );
       const s = now();
       for (const id of ids.slice(block * p.sealBlock, (block + 1) * p.sealBlock))
-        await pool.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [t.tenantId, id]);
+        await pool.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [
+          t.tenantId,
+          id,
+        ]);
       (on ? perMode.on : perMode.off).push((now() - s) / p.sealBlock);
     }
     await pool.query(`alter table runproof.runs enable always trigger tg_runs__log_append`);
@@ -145,7 +156,11 @@ export async function benchCheckpoint(pool: pg.Pool, p: CheckpointPlan): Promise
     const s = now();
     const {
       rows: [r],
-    } = await pool.query<{ p: string[] }>(`select runproof.log_inclusion_proof($1, $2, $3) as p`, [big.tenantId, leaf, p.logLeaves]);
+    } = await pool.query<{ p: string[] }>(`select runproof.log_inclusion_proof($1, $2, $3) as p`, [
+      big.tenantId,
+      leaf,
+      p.logLeaves,
+    ]);
     times.push(now() - s);
     bytes = Math.max(bytes, r.p.length * 32);
   }
@@ -173,7 +188,15 @@ export async function benchCheckpoint(pool: pg.Pool, p: CheckpointPlan): Promise
     [p.tenants],
   );
   const signer = signerFromPem("runproof.bench/log", generateKeyPem());
-  const config = { schedule: "* * * * *", key: undefined, keyFile: undefined, keyName: signer.name, anchors: [], retryBaseMs: 1, retryMaxMs: 1 };
+  const config = {
+    schedule: "* * * * *",
+    key: undefined,
+    keyFile: undefined,
+    keyName: signer.name,
+    anchors: [],
+    retryBaseMs: 1,
+    retryMaxMs: 1,
+  };
   const s = now();
   const signed = await checkpointNow(pool, config, signer);
   const signSeconds = (now() - s) / 1000;
@@ -196,18 +219,25 @@ export async function benchCheckpoint(pool: pg.Pool, p: CheckpointPlan): Promise
   } = await pool.query(`select note from runproof.log_checkpoints where tenant_id = $1`, [big.tenantId]);
   const {
     rows: [lv],
-  } = await pool.query(`select jsonb_build_object($1::text, jsonb_agg(encode(leaf_hash, 'hex') order by leaf_index)) as l from runproof.log_leaves where tenant_id = $1`, [
-    big.tenantId,
-  ]);
+  } = await pool.query(
+    `select jsonb_build_object($1::text, jsonb_agg(encode(leaf_hash, 'hex') order by leaf_index)) as l from runproof.log_leaves where tenant_id = $1`,
+    [big.tenantId],
+  );
   const va: number[] = [];
   const vaMirror: number[] = [];
   for (let trial = 0; trial < p.trials; trial++) {
     let s1 = now();
-    const { rows: r1 } = await pool.query(`select status from runproof.verify_against($1) where tenant_id = $2`, [[cp.note], big.tenantId]);
+    const { rows: r1 } = await pool.query(
+      `select status from runproof.verify_against($1) where tenant_id = $2`,
+      [[cp.note], big.tenantId],
+    );
     va.push((now() - s1) / 1000);
     if (r1[0]?.status !== "CONSISTENT") throw new Error(`verify_against: ${JSON.stringify(r1)}`);
     s1 = now();
-    const { rows: r2 } = await pool.query(`select status from runproof.verify_against($1, $2) where tenant_id = $3`, [[cp.note], lv.l, big.tenantId]);
+    const { rows: r2 } = await pool.query(
+      `select status from runproof.verify_against($1, $2) where tenant_id = $3`,
+      [[cp.note], lv.l, big.tenantId],
+    );
     vaMirror.push((now() - s1) / 1000);
     if (r2[0]?.status !== "CONSISTENT") throw new Error(`verify_against with leaves: ${JSON.stringify(r2)}`);
   }

@@ -102,7 +102,14 @@ function plan(quick: boolean) {
         query: { trials: 3, connections: 32, seconds: 3, steps: 100 },
         verifyAll: { runs: 1_000, steps: 100, trials: 3 },
         runList: { runs: 100_000, smallRuns: 1_000, trials: 3, samples: 50 },
-        checkpoint: { sealRuns: 200, sealBlock: 50, logLeaves: 100_000, proofSamples: 100, tenants: 1_000, trials: 3 },
+        checkpoint: {
+          sealRuns: 200,
+          sealBlock: 50,
+          logLeaves: 100_000,
+          proofSamples: 100,
+          tenants: 1_000,
+          trials: 3,
+        },
       }
     : {
         append: {
@@ -134,7 +141,14 @@ function plan(quick: boolean) {
         query: { trials: 3, connections: 32, seconds: 10, steps: 100 },
         verifyAll: { runs: 10_000, steps: 100, trials: 3 },
         runList: { runs: 1_000_000, smallRuns: 1_000, trials: 3, samples: 200 },
-        checkpoint: { sealRuns: 1_000, sealBlock: 100, logLeaves: 1_000_000, proofSamples: 200, tenants: 10_000, trials: 3 },
+        checkpoint: {
+          sealRuns: 1_000,
+          sealBlock: 100,
+          logLeaves: 1_000_000,
+          proofSamples: 200,
+          tenants: 10_000,
+          trials: 3,
+        },
       };
 }
 

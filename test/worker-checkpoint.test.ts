@@ -29,7 +29,9 @@ test("the checkpoint task is in the crontab and signs and anchors the logs that 
   const f = await createTenant(db.pool);
   await completedRun(db.pool, f, { stepsPerTrace: 1 });
   await completedRun(db.pool, f, { stepsPerTrace: 1 });
-  const { rows: crons } = await db.pool.query(`select identifier from graphile_worker._private_known_crontabs order by 1`);
+  const { rows: crons } = await db.pool.query(
+    `select identifier from graphile_worker._private_known_crontabs order by 1`,
+  );
   t.deepEqual(
     crons.map((c) => c.identifier),
     ["checkpoint", "erase_expired_payloads"],
@@ -37,12 +39,18 @@ test("the checkpoint task is in the crontab and signs and anchors the logs that 
   // What the crontab does every minute, now.
   await db.pool.query(`select graphile_worker.add_job('checkpoint')`);
   const cp = await until(
-    async () => (await db.pool.query(`select * from runproof.log_checkpoints where tenant_id = $1`, [f.tenantId])).rows[0],
+    async () =>
+      (await db.pool.query(`select * from runproof.log_checkpoints where tenant_id = $1`, [f.tenantId]))
+        .rows[0],
     20_000,
     "the checkpoint",
   );
   t.is(Number(cp.tree_size), 2);
   t.is(verifyCheckpoint(cp.note, cp.verifier_key).size, 2n);
-  await until(() => fs.existsSync(path.join(dir, f.tenantId, "000000000002.checkpoint")), 20_000, "the anchored file");
+  await until(
+    () => fs.existsSync(path.join(dir, f.tenantId, "000000000002.checkpoint")),
+    20_000,
+    "the anchored file",
+  );
   t.is(fs.readFileSync(path.join(dir, f.tenantId, "000000000002.checkpoint"), "utf8"), cp.note);
 });
