@@ -104,7 +104,7 @@ function plan(quick: boolean) {
         runList: { runs: 100_000, smallRuns: 1_000, trials: 3, samples: 50 },
         checkpoint: {
           sealRuns: 200,
-          sealBlock: 50,
+          sealBlock: 20,
           logLeaves: 100_000,
           proofSamples: 100,
           tenants: 1_000,
@@ -143,7 +143,7 @@ function plan(quick: boolean) {
         runList: { runs: 1_000_000, smallRuns: 1_000, trials: 3, samples: 200 },
         checkpoint: {
           sealRuns: 1_000,
-          sealBlock: 100,
+          sealBlock: 25,
           logLeaves: 1_000_000,
           proofSamples: 200,
           tenants: 10_000,

@@ -87,11 +87,10 @@ begin
   -- Appends to one tenant's log are serialized by a transaction lock on the tenant (class 1262,
   -- RunProof's log); the next index is read after the lock, from the committed log.
   perform pg_advisory_xact_lock(1262, hashtext(p_tenant_id::text));
-  select l.leaf_index + 1 into v_index from runproof.log_leaves l where l.tenant_id = p_tenant_id
-   order by l.leaf_index desc limit 1;
-  v_index := coalesce(v_index, 0);
   insert into runproof.log_leaves (tenant_id, leaf_index, run_id, leaf, leaf_hash)
-    values (p_tenant_id, v_index, p_run_id, p_leaf, v_hash);
+    select p_tenant_id, coalesce((select l.leaf_index + 1 from runproof.log_leaves l where l.tenant_id = p_tenant_id
+                                   order by l.leaf_index desc limit 1), 0), p_run_id, p_leaf, v_hash
+    returning leaf_index into v_index;
   -- The subtrees this leaf completes: one per trailing 1 bit of its index.
   v_i := v_index;
   while v_i & 1 = 1 loop
