@@ -52,6 +52,13 @@ test("keygen, checkpoint now, show, list; a bundle verified offline with --key a
     ],
   );
 
+  const cons = await cliJson(["checkpoint", "consistency", "-t", f.tenantId, "--from", "3", "--to", "4"], {
+    env,
+  });
+  t.is(cons.proof.length, 3);
+  const shown = await runCli(["proof", runs[0]], { env });
+  t.regex(shown.stdout, /checkpointed\s+│\s+yes, in the checkpoint of size 4/);
+
   const bundle = path.join(tmp, "bundle.json");
   const ex = await runCli(["proof", "export", runs[0], "-o", bundle, "--consistency-from", "3"], { env });
   t.is(ex.code, 0, ex.stderr);

@@ -353,6 +353,14 @@ checkpoint
   .option("--limit <n>", "how many", positiveIntArg, 20)
   .addOption(json())
   .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointList(opts));
+checkpoint
+  .command("consistency")
+  .description("the RFC 9162 consistency proof between two sizes of a tenant's log (e.g. two checkpoints)")
+  .addOption(tenantOpt(true))
+  .requiredOption("--from <size>", "the older size", nonNegativeIntArg)
+  .requiredOption("--to <size>", "the newer size", nonNegativeIntArg)
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointConsistency(opts));
 
 program
   .command("demo")

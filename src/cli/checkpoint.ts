@@ -135,3 +135,25 @@ export async function checkpointList(opts: {
     );
   });
 }
+
+export async function checkpointConsistency(opts: {
+  tenantId: string;
+  from: number;
+  to: number;
+  json?: boolean;
+}): Promise<void> {
+  await withDatabase(async ({ pool }) => {
+    await requireTenant(pool, opts.tenantId);
+    const {
+      rows: [c],
+    } = await pool.query<{ proof: string[] }>(`select runproof.log_consistency_proof($1, $2, $3) as proof`, [
+      opts.tenantId,
+      opts.from,
+      opts.to,
+    ]);
+    if (opts.json)
+      return printJson({ tenant_id: opts.tenantId, from_size: opts.from, to_size: opts.to, proof: c.proof });
+    out(`consistency proof from size ${opts.from} to ${opts.to} (RFC 9162 2.1.4, ${c.proof.length} hashes):`);
+    for (const h of c.proof) out(h);
+  });
+}

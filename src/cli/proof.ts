@@ -29,6 +29,16 @@ export function proofTable(p: Record<string, unknown>): string {
     if (p.guard_status !== "GUARDED" && p.guard_detail) pairs.push(["guard detail", p.guard_detail]);
   }
   if (p.verified_at) pairs.push(["verified at", p.verified_at]);
+  // Its place in the tenant's signed log (docs/proof-format.md section 13).
+  if (p.leaf_index !== null && p.leaf_index !== undefined) {
+    pairs.push(["log leaf", p.leaf_index]);
+    pairs.push([
+      "checkpointed",
+      p.inclusion_proof
+        ? `yes, in the checkpoint of size ${p.checkpoint_size} (inclusion proof of ${(p.inclusion_proof as string[]).length} hashes)`
+        : `not yet (latest checkpoint: ${p.checkpoint_size ?? "none"})`,
+    ]);
+  }
   return kvTable(pairs);
 }
 
