@@ -28,6 +28,7 @@ const TITLES: Record<string, string> = {
   execute: "3. Execute",
   query: "4. Query",
   scale: "5. Scale",
+  checkpoint: "6. Checkpoints",
 };
 
 export function fmtValue(f: Figure | null): string {

@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT } from "../src/lib/database.ts";
 import { benchAppend, profileAppend } from "./append.ts";
+import { benchCheckpoint } from "./checkpoint.ts";
 import { benchExecute, profileExecute } from "./execute.ts";
 import {
   createTenant,
@@ -33,7 +34,7 @@ import { writeMarkdown } from "./report.ts";
 import { benchRunList, buildManyRuns, measureVerifyAll } from "./scale.ts";
 import { benchVerify } from "./verify.ts";
 
-const SECTIONS = ["append", "verify", "execute", "query", "scale"] as const;
+const SECTIONS = ["append", "verify", "execute", "query", "scale", "checkpoint"] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]) {
@@ -105,6 +106,14 @@ function plan(quick: boolean) {
         query: { trials: 3, connections: 32, seconds: 3, steps: 100 },
         verifyAll: { runs: 1_000, steps: 100, trials: 3 },
         runList: { runs: 100_000, smallRuns: 1_000, trials: 3, samples: 50 },
+        checkpoint: {
+          sealRuns: 200,
+          sealBlock: 20,
+          logLeaves: 100_000,
+          proofSamples: 100,
+          tenants: 1_000,
+          trials: 3,
+        },
       }
     : {
         append: {
@@ -138,6 +147,14 @@ function plan(quick: boolean) {
         // Durable commits on a shared 2-core machine: building 10,000 finished runs took 15 minutes.
         verifyAll: { runs: 2_000, steps: 100, trials: 3 },
         runList: { runs: 200_000, smallRuns: 1_000, trials: 3, samples: 200 },
+        checkpoint: {
+          sealRuns: 1_000,
+          sealBlock: 25,
+          logLeaves: 1_000_000,
+          proofSamples: 200,
+          tenants: 10_000,
+          trials: 3,
+        },
       };
 }
 
@@ -300,6 +317,15 @@ async function measureOn(durability: Durability, only: Set<Section>, args: Args,
           }),
         );
       }
+    }
+
+    // Last: it switches the runs' triggers off while it makes a million sealed runs.
+    if (only.has("checkpoint")) {
+      await section("checkpoint", async () => {
+        const c = await benchCheckpoint(pool, p.checkpoint);
+        rows.push(...c.rows);
+        sections.checkpoint = c.extra;
+      });
     }
 
     return { rows, sections, notes, timings, facts, migrations, embedded: db.embedded };

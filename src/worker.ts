@@ -15,6 +15,7 @@ import type { Skill } from "./skills/types.ts";
 import { createExecuteRunTask } from "../tasks/execute_run.ts";
 import { createPlanRunTask } from "../tasks/plan_run.ts";
 import { createEraseExpiredPayloadsTask } from "../tasks/erase_expired_payloads.ts";
+import { createCheckpointTask } from "../tasks/checkpoint.ts";
 
 export interface WorkerHandle {
   processId: string;
@@ -107,9 +108,10 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       plan_run: createPlanRunTask(ctx),
       execute_run: createExecuteRunTask(ctx),
       erase_expired_payloads: createEraseExpiredPayloadsTask(ctx),
+      checkpoint: createCheckpointTask(ctx),
     },
     // Periodic work; graphile-worker runs each item once per schedule across all worker processes.
-    crontab: `${config.retentionSchedule} erase_expired_payloads`,
+    crontab: `${config.retentionSchedule} erase_expired_payloads\n${config.checkpoint.schedule} checkpoint`,
     logger: graphileLogger(logger),
   });
   logger.info({ process_id: processId, concurrency, skills: registry.names() }, "worker started");

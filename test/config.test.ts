@@ -19,6 +19,15 @@ test("defaults", (t) => {
     staleWorkerMs: 10000,
     retryBaseMs: 1000,
     retentionSchedule: "*/15 * * * *",
+    checkpoint: {
+      schedule: "* * * * *",
+      key: undefined,
+      keyFile: undefined,
+      keyName: "runproof.local/log",
+      anchors: [],
+      retryBaseMs: 5000,
+      retryMaxMs: 3600000,
+    },
     port: 5678,
     logLevel: "info",
     graphql: {
@@ -118,6 +127,25 @@ test("every bad value is reported with its variable name", (t) => {
     'RUNPROOF_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
   ]);
   t.regex(e.message, /^Invalid configuration:\n {2}RUNPROOF_HTTP_ALLOWED_HOSTS: /);
+});
+
+test("checkpoint anchors are a JSON array of directory, witness and rfc3161 anchors", (t) => {
+  const anchors = [
+    { name: "files", kind: "directory", path: "/mnt/worm" },
+    { name: "w1", kind: "witness", url: "http://127.0.0.1:1/", key: "w+00000000+AQ==" },
+    { name: "tsa", kind: "rfc3161", url: "http://127.0.0.1:2/" },
+  ];
+  t.deepEqual(
+    loadConfig({ RUNPROOF_CHECKPOINT_ANCHORS: JSON.stringify(anchors) }).checkpoint.anchors,
+    anchors,
+  );
+  const e = t.throws(() => loadConfig({ RUNPROOF_CHECKPOINT_ANCHORS: '[{"name": "x", "kind": "ftp"}]' }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(e.message, /RUNPROOF_CHECKPOINT_ANCHORS: must be a JSON array of anchors/);
+  t.throws(() => loadConfig({ RUNPROOF_CHECKPOINT_ANCHORS: "not json" }), {
+    message: /RUNPROOF_CHECKPOINT_ANCHORS/,
+  });
 });
 
 test("the payload retention schedule is five crontab fields", (t) => {

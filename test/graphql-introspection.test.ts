@@ -113,11 +113,14 @@ test("no ledger table has an insert, update or delete mutation or input type", (
   ]);
 });
 
-test("queries: runs, run, agents, agent, skills, skill, trace, currentTenant, and nothing private", (t) => {
+test("queries: runs, run, agents, agent, skills, skill, trace, currentTenant, the log's checkpoints and proofs, and nothing private", (t) => {
   t.deepEqual(fieldNames(schema.queryType.name), [
     "agent",
     "agents",
     "currentTenant",
+    "logCheckpoints",
+    "logConsistencyProof",
+    "logInclusionProof",
     "run",
     "runs",
     "skill",

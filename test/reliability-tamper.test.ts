@@ -1506,7 +1506,7 @@ attack(
     const s = await ddlAttack(t, "fake-verifier", (c) =>
       c.query(
         `create or replace function runproof.run_proof(tenant_id uuid, run_id uuid) returns runproof.proof language sql stable
-       as $$ select row('HASH_CHAIN', 'VERIFIED', tenant_id, run_id, null, 0, null, 0, 0, null, null, null, null, now(), 'GUARDED', null, 2, 0)::runproof.proof $$`,
+       as $$ select row('HASH_CHAIN', 'VERIFIED', tenant_id, run_id, null, 0, null, 0, 0, null, null, null, null, now(), 'GUARDED', null, 2, 0, null, null, null, null)::runproof.proof $$`,
       ),
     );
     await asAttacker(s.db.pool, (c) =>

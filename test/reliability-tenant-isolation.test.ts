@@ -206,6 +206,52 @@ const noRowsAsA = async (t: any, sql: string, args: unknown[]) =>
   t.deepEqual((await asA((c) => c.query(sql, args))).rows, []);
 
 const SQL_CASES: Record<string, (t: any) => Promise<void>> = {
+  // The tenants' Merkle logs (issue 12): B's log, status and proofs are refused to A.
+  "runproof.log_inclusion_proof(uuid,bigint,bigint)": async (t) => {
+    t.like(await refusedAsA(`select runproof.log_inclusion_proof($1, 0, 1)`, [B.tenantId]), {
+      code: "42501",
+    });
+    const {
+      rows: [r],
+    } = await asA((c) => c.query(`select runproof.log_inclusion_proof(null, 0, 1) as p`));
+    t.deepEqual(r.p, [], "A's own log (one run)");
+  },
+  "runproof.log_consistency_proof(uuid,bigint,bigint)": async (t) => {
+    t.like(await refusedAsA(`select runproof.log_consistency_proof($1, 1, 2)`, [B.tenantId]), {
+      code: "42501",
+    });
+    t.like(await refusedAsA(`select runproof.log_consistency_proof(null, 1, 2)`, []), { code: "RPVAL" });
+  },
+  "runproof.log_status(uuid)": async (t) => {
+    t.like(await refusedAsA(`select runproof.log_status($1)`, [B.tenantId]), { code: "42501" });
+    const {
+      rows: [r],
+    } = await asA((c) => c.query(`select (runproof.log_status(null)).*`));
+    t.is(r.tenant_id, A.tenantId);
+    t.is(Number(r.log_size), 1);
+  },
+  "runproof.tenants_log_status(runproof.tenants)": async (t) => {
+    await noRowsAsA(t, `select runproof.tenants_log_status(x) from runproof.tenants x where id = $1`, [
+      B.tenantId,
+    ]);
+    // A row of B's made up by A: the status is still B's tenant's, so it is refused.
+    t.like(
+      await refusedAsA(
+        `select runproof.tenants_log_status(jsonb_populate_record(null::runproof.tenants, jsonb_build_object('id', $1::uuid)))`,
+        [B.tenantId],
+      ),
+      { code: "42501" },
+    );
+  },
+  "runproof_private.run_log_proof(uuid,uuid)": async (t) => {
+    t.like(await refusedAsA(`select * from runproof_private.run_log_proof($1, $2)`, [B.tenantId, b.run]), {
+      code: "42501",
+    });
+    const {
+      rows: [r],
+    } = await asA((c) => c.query(`select * from runproof_private.run_log_proof(null, $1)`, [b.run]));
+    t.is(r.leaf_index, null, "row level security: B's leaf is not there for A");
+  },
   "runproof.erase_payloads(uuid,interval,text,uuid)": async (t) => {
     const count = async () =>
       (
@@ -830,6 +876,9 @@ const QUERY_CASES: Record<
   skill: () => [`skill(name: "noop")`],
   skills: () => [`skills`],
   currentTenant: () => [`currentTenant`],
+  logCheckpoints: (x) => [`logCheckpoints`, `logCheckpoints(condition: { tenantId: "${x.tenant}" })`],
+  logInclusionProof: () => [`logInclusionProof(leafIndex: "0", treeSize: "1")`],
+  logConsistencyProof: () => [`logConsistencyProof(fromSize: "0", toSize: "1")`],
 };
 
 test("GraphQL: every field of every type, reached from every root query field with B's ids, returns nothing of B's to A", async (t) => {

@@ -31,6 +31,9 @@ alter table runproof.agent_memory enable row level security;
 alter table runproof.step_payloads enable row level security;
 alter table runproof.payload_erasures enable row level security;
 alter table runproof.payload_erasure_steps enable row level security;
+alter table runproof.log_leaves enable row level security;
+alter table runproof.log_checkpoints enable row level security;
+alter table runproof.log_anchor_receipts enable row level security;
 alter table runproof_private.api_keys enable row level security;
 
 drop policy if exists select_own on runproof.tenants;
@@ -57,6 +60,12 @@ drop policy if exists select_own on runproof.payload_erasures;
 create policy select_own on runproof.payload_erasures for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
 drop policy if exists select_own on runproof.payload_erasure_steps;
 create policy select_own on runproof.payload_erasure_steps for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
+drop policy if exists select_own on runproof.log_leaves;
+create policy select_own on runproof.log_leaves for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
+drop policy if exists select_own on runproof.log_checkpoints;
+create policy select_own on runproof.log_checkpoints for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
+drop policy if exists select_own on runproof.log_anchor_receipts;
+create policy select_own on runproof.log_anchor_receipts for select to runproof_tenant using (tenant_id = (select runproof_private.current_tenant_id()));
 
 --------------------------------------------------------------------------------
 -- Tenants read; every write goes through the SQL functions below
@@ -64,7 +73,8 @@ create policy select_own on runproof.payload_erasure_steps for select to runproo
 
 grant select on runproof.tenants, runproof.agents, runproof.skills, runproof.runs, runproof.traces,
   runproof.policy_decisions, runproof.trace_steps, runproof.incidents, runproof.agent_memory,
-  runproof.step_payloads, runproof.payload_erasures, runproof.payload_erasure_steps to runproof_tenant;
+  runproof.step_payloads, runproof.payload_erasures, runproof.payload_erasure_steps,
+  runproof.log_leaves, runproof.log_checkpoints, runproof.log_anchor_receipts to runproof_tenant;
 
 -- The API: what a GraphQL request may call.
 grant execute on function
@@ -88,7 +98,11 @@ grant execute on function
   runproof.trace_steps_erasure(runproof.trace_steps),
   runproof.runs_payload_erasures(runproof.runs),
   runproof.runs_plan_step_count(runproof.runs),
-  runproof.runs_is_finished(runproof.runs)
+  runproof.runs_is_finished(runproof.runs),
+  runproof.log_inclusion_proof(uuid, bigint, bigint),
+  runproof.log_consistency_proof(uuid, bigint, bigint),
+  runproof.log_status(uuid),
+  runproof.tenants_log_status(runproof.tenants)
   to runproof_tenant;
 
 -- What those call without SECURITY DEFINER: the request's tenant, hashing and verification.
@@ -113,7 +127,8 @@ grant execute on function
   runproof_private.trace_check(runproof.traces, integer),
   runproof_private.verify_trace_row(runproof.traces),
   runproof_private.run_proof_chain(uuid, uuid),
-  runproof_private.guard_status(timestamptz, timestamptz)
+  runproof_private.guard_status(timestamptz, timestamptz),
+  runproof_private.run_log_proof(uuid, uuid)
   to runproof_tenant;
 
 -- PostGraphile's login maps an API key to its tenant, and nothing else.

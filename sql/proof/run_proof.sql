@@ -236,9 +236,14 @@ begin
   if found and v_result.verification_status <> 'NOT_FOUND' then
     select g.status, g.detail into v_result.guard_status, v_result.guard_detail
       from runproof_private.guard_status(v_from, v_to) g;
+    -- Its place in the tenant's Merkle log and its inclusion proof to the latest checkpoint
+    -- (docs/proof-format.md section 13).
+    select l.leaf_index, l.checkpoint_size, l.inclusion_proof, l.checkpoint
+      into v_result.leaf_index, v_result.checkpoint_size, v_result.inclusion_proof, v_result.checkpoint
+      from runproof_private.run_log_proof(run_proof.tenant_id, run_proof.run_id) l;
   end if;
   return v_result;
 end
 $$;
 comment on function runproof.run_proof(uuid, uuid) is
-  'Verifies a run (docs/proof-format.md section 9): recomputes every hash of every trace, step, decision and payload from the stored rows, checks the attempts, progress, cost and outcome against the steps and the run seal against the root, and returns HASH_CHAIN with VERIFIED, IN_PROGRESS, TAMPERED, BROKEN or NOT_FOUND, the counts (erased steps included), the root, the first bad step and the reason; and guard_status (GUARDED, UNGUARDED, UNAUDITED) from the DDL audit over the run''s recorded lifetime (created_at .. updated_at).';
+  'Verifies a run (docs/proof-format.md section 9): recomputes every hash of every trace, step, decision and payload from the stored rows, checks the attempts, progress, cost and outcome against the steps and the run seal against the root, and returns HASH_CHAIN with VERIFIED, IN_PROGRESS, TAMPERED, BROKEN or NOT_FOUND, the counts (erased steps included), the root, the first bad step and the reason; and guard_status (GUARDED, UNGUARDED, UNAUDITED) from the DDL audit over the run''s recorded lifetime (created_at .. updated_at); and the run''s leaf in its tenant''s log with its inclusion proof to the latest checkpoint.';

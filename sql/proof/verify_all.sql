@@ -71,7 +71,10 @@ begin
   end loop;
   return query select o.tenant_id, o.run_id, o.trace_id, 'BROKEN'::text, o.first_bad_attempt, o.first_bad_step_index, o.reason, null::text
                  from runproof_private.orphan_rows() o;
+  -- Checkpoints an anchor failed to take (retried with backoff; docs/reliability.md).
+  return query select a.tenant_id, null::uuid, null::uuid, 'ANCHOR_BACKLOG'::text, null::integer, null::integer, a.reason, null::text
+                 from runproof_private.anchor_problems() a;
 end
 $$;
 comment on function runproof.verify_all() is
-  'Verifies every run the caller can see. Lists first one row without a run for each ledger-wide problem now (runproof_private.ledger_problems), then each run whose chain is not VERIFIED or IN_PROGRESS, or during whose recorded lifetime a guard-weakening schema change was made outside a RunProof migration (guard_status UNGUARDED), then traces and steps that no run leads to (runproof_private.orphan_rows). An empty result means the ledger is intact.';
+  'Verifies every run the caller can see. Lists first one row without a run for each ledger-wide problem now (runproof_private.ledger_problems), then each run whose chain is not VERIFIED or IN_PROGRESS, or during whose recorded lifetime a guard-weakening schema change was made outside a RunProof migration (guard_status UNGUARDED), then traces and steps that no run leads to (runproof_private.orphan_rows), then the checkpoints an anchor failed to take (ANCHOR_BACKLOG). An empty result means the ledger is intact.';

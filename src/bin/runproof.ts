@@ -252,12 +252,25 @@ proof
   .argument("<run-id>", "the run", uuidArg)
   .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
   .option("-o, --output <file>", "write here instead of stdout")
+  .option(
+    "--consistency-from <size...>",
+    "add consistency proofs from these checkpoint sizes to the bundle's checkpoint",
+    (v: string, prev: number[] = []) => [...prev, nonNegativeIntArg(v)],
+  )
   .action(async (runId, opts) => (await import("../cli/proof.ts")).proofExport(runId, opts));
 proof
   .command("verify")
   .description("verify a bundle OFFLINE: no database, nor DATABASE_URL, is used; SHA-256 only")
   .argument("<bundle-file>", "a file written by proof export ('-' reads stdin)")
   .option("--expect-root <hex>", "also require this run root (one you recorded outside the database)")
+  .option(
+    "--key <verifier-key>",
+    "the log's verifier key (NAME+ID+KEY): also check the run's leaf, inclusion proof and signed checkpoint (default: $RUNPROOF_CHECKPOINT_VERIFIER_KEY)",
+  )
+  .option(
+    "--checkpoint <file>",
+    "an older checkpoint you kept: the bundle's checkpoint must be consistent with it",
+  )
   .addOption(json())
   .action(async (file, opts) => (await import("../cli/proof-verify.ts")).proofVerify(file, opts));
 
@@ -290,6 +303,14 @@ program
   .description("DBA scan: run_proof for every run (progress bar on stderr), plus orphaned traces and steps")
   .addOption(tenantOpt(false, "only this tenant"))
   .option("--batch-size <n>", "runs verified per query", positiveIntArg, 50)
+  .option(
+    "--against <dir-or-file>",
+    "also verify each tenant's log against checkpoints kept outside (a directory anchor, or one checkpoint file)",
+  )
+  .option(
+    "--key <verifier-key>",
+    "the log's verifier key for --against (default: $RUNPROOF_CHECKPOINT_VERIFIER_KEY)",
+  )
   .option("--no-progress", "no progress bar")
   .addOption(json())
   .addHelpText(
@@ -298,6 +319,52 @@ program
 Exit 0 when every run is VERIFIED or IN_PROGRESS and nothing is orphaned, 3 otherwise.`,
   )
   .action(async (opts) => (await import("../cli/verify-all.ts")).verifyAll(opts));
+
+const checkpoint = program
+  .command("checkpoint")
+  .description(
+    "signed checkpoints of the tenants' Merkle logs (C2SP tlog-checkpoint, Ed25519), and their anchors",
+  );
+checkpoint
+  .command("now")
+  .description(
+    "sign every log that grew and send the checkpoints to the anchors (what the worker does every minute)",
+  )
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointNowCommand(opts));
+checkpoint
+  .command("keygen")
+  .description("make an Ed25519 checkpoint signing key (PKCS#8 PEM) and print its verifier key")
+  .option(
+    "-o, --output <file>",
+    "write the private key here (mode 0600, never overwritten) instead of stdout",
+  )
+  .option("--name <key-name>", "the key name (default: $RUNPROOF_CHECKPOINT_KEY_NAME or runproof.local/log)")
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointKeygen(opts));
+checkpoint
+  .command("show")
+  .description(
+    "a tenant's log: size, latest checkpoint, key name and verifier key, not checkpointed runs, anchor backlog",
+  )
+  .addOption(tenantOpt(true))
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointShow(opts));
+checkpoint
+  .command("list")
+  .description("a tenant's checkpoints, newest first, with the anchors that took them and those pending")
+  .addOption(tenantOpt(true))
+  .option("--limit <n>", "how many", positiveIntArg, 20)
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointList(opts));
+checkpoint
+  .command("consistency")
+  .description("the RFC 9162 consistency proof between two sizes of a tenant's log (e.g. two checkpoints)")
+  .addOption(tenantOpt(true))
+  .requiredOption("--from <size>", "the older size", nonNegativeIntArg)
+  .requiredOption("--to <size>", "the newer size", nonNegativeIntArg)
+  .addOption(json())
+  .action(async (opts) => (await import("../cli/checkpoint.ts")).checkpointConsistency(opts));
 
 program
   .command("demo")

@@ -2,14 +2,29 @@
 // imports no database code, and needs neither DATABASE_URL nor an embedded Postgres. It
 // recomputes every hash of the bundle (src/lib/offline-verify.ts, with node:crypto's SHA-256).
 import fs from "node:fs/promises";
+import { type BundleLog, type LogVerdict, verifyBundleLog } from "../lib/offline-checkpoint.ts";
 import { type OfflineProof, verifyBundle } from "../lib/offline-verify.ts";
 import { nodeSha256 } from "../lib/sha256-node.ts";
 import { EXIT, kvTable, out, printJson, usageError } from "./common.ts";
 
 export async function proofVerify(
   file: string,
-  opts: { json?: boolean; expectRoot?: string },
+  opts: { json?: boolean; expectRoot?: string; key?: string; checkpoint?: string },
 ): Promise<void> {
+  const vkey = opts.key ?? process.env.RUNPROOF_CHECKPOINT_VERIFIER_KEY;
+  if (opts.checkpoint && !vkey)
+    throw usageError(
+      "--checkpoint needs the log's verifier key",
+      "pass --key NAME+ID+KEY (runproof checkpoint show prints it)",
+    );
+  let kept: string | undefined;
+  if (opts.checkpoint) {
+    try {
+      kept = await fs.readFile(opts.checkpoint, "utf8");
+    } catch (e) {
+      throw usageError(`cannot read the checkpoint ${opts.checkpoint}: ${(e as Error).message}`);
+    }
+  }
   let text: string;
   try {
     text = file === "-" ? await readStdin() : await fs.readFile(file, "utf8");
@@ -21,9 +36,20 @@ export async function proofVerify(
   }
   let proof: OfflineProof;
   let databaseSaid: Record<string, unknown> | null = null;
+  let log: LogVerdict | null = null;
   try {
     const raw = JSON.parse(text);
     proof = await verifyBundle(raw, { sha256: nodeSha256 });
+    // The run's place in its tenant's signed log (docs/proof-format.md section 13), with the key given.
+    if (vkey && proof.verification_status !== "INVALID_BUNDLE")
+      log = verifyBundleLog(
+        raw.log as BundleLog | null,
+        { tenantId: raw.tenant_id, runId: raw.run_id, sealText: raw.run?.seal ?? null },
+        {
+          verifierKey: vkey,
+          kept,
+        },
+      );
     if (raw && typeof raw === "object" && raw.database_proof && typeof raw.database_proof === "object")
       databaseSaid = raw.database_proof;
   } catch (e) {
@@ -60,7 +86,7 @@ export async function proofVerify(
   }
 
   if (opts.json) {
-    printJson({ file, ...proof, expected_root: opts.expectRoot ?? null });
+    printJson({ file, ...proof, expected_root: opts.expectRoot ?? null, log });
   } else {
     out(`offline verification of ${file} (no database; SHA-256 only)`);
     const pairs: [string, unknown][] = [
@@ -92,8 +118,10 @@ export async function proofVerify(
     }
     if (opts.expectRoot && proof.verification_status === "VERIFIED")
       out(`the root matches the expected root`);
+    if (log) out(`log: ${log.status}: ${log.reason}`);
   }
-  process.exitCode = proof.verification_status === "VERIFIED" ? EXIT.OK : EXIT.VERIFY_FAILED;
+  process.exitCode =
+    proof.verification_status === "VERIFIED" && (!log || log.ok) ? EXIT.OK : EXIT.VERIFY_FAILED;
 }
 
 async function readStdin(): Promise<string> {

@@ -29,6 +29,16 @@ export function proofTable(p: Record<string, unknown>): string {
     if (p.guard_status !== "GUARDED" && p.guard_detail) pairs.push(["guard detail", p.guard_detail]);
   }
   if (p.verified_at) pairs.push(["verified at", p.verified_at]);
+  // Its place in the tenant's signed log (docs/proof-format.md section 13).
+  if (p.leaf_index !== null && p.leaf_index !== undefined) {
+    pairs.push(["log leaf", p.leaf_index]);
+    pairs.push([
+      "checkpointed",
+      p.inclusion_proof
+        ? `yes, in the checkpoint of size ${p.checkpoint_size} (inclusion proof of ${(p.inclusion_proof as string[]).length} hashes)`
+        : `not yet (latest checkpoint: ${p.checkpoint_size ?? "none"})`,
+    ]);
+  }
   return kvTable(pairs);
 }
 
@@ -52,7 +62,7 @@ export async function proofShow(runId: string, opts: { tenantId?: string; json?:
 
 export async function proofExport(
   runId: string,
-  opts: { tenantId?: string; output?: string },
+  opts: { tenantId?: string; output?: string; consistencyFrom?: number[] },
 ): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
@@ -66,7 +76,7 @@ export async function proofExport(
         "a bundle needs the run row; runproof proof shows what is left of it",
       );
     }
-    const bundle = await exportBundle(pool, tenantId, runId);
+    const bundle = await exportBundle(pool, tenantId, runId, { consistencyFrom: opts.consistencyFrom });
     const text = `${toJson(bundle)}\n`;
     if (!opts.output || opts.output === "-") {
       process.stdout.write(text);

@@ -2,7 +2,18 @@
 // reports. It calls the same SQL pieces (ledger_problems, run_proof_chain + guard_changes per
 // run, orphan_rows), but verifies the runs in batches, in creation order, so the bar moves.
 import { Presets, SingleBar } from "cli-progress";
-import { EXIT, err, out, printJson, table, truncate, withDatabase } from "./common.ts";
+import { readAgainst } from "../lib/anchor-dir.ts";
+import { EXIT, err, out, printJson, table, truncate, usageError, withDatabase } from "./common.ts";
+
+/** A tenant log's verdict against the checkpoints kept outside (runproof.verify_against). */
+interface LogRow {
+  tenant_id: string | null;
+  status: string;
+  first_bad_leaf: string | null;
+  run_id: string | null;
+  tree_size: string | null;
+  reason: string;
+}
 
 interface Problem {
   tenant_id: string;
@@ -20,7 +31,15 @@ export async function verifyAll(opts: {
   batchSize: number;
   progress: boolean;
   json?: boolean;
+  against?: string;
+  key?: string;
 }): Promise<void> {
+  const vkey = opts.key ?? process.env.RUNPROOF_CHECKPOINT_VERIFIER_KEY;
+  if (opts.against && !vkey)
+    throw usageError(
+      "--against needs the log's verifier key",
+      "pass --key NAME+ID+KEY (runproof checkpoint show prints it)",
+    );
   await withDatabase(async ({ pool }) => {
     const started = Date.now();
     const {
@@ -53,6 +72,7 @@ export async function verifyAll(opts: {
       NOT_FOUND: 0,
     };
     const problems: Problem[] = [];
+    const logRows: LogRow[] = [];
     let scanned = 0;
     let after: { created_at: string; id: string } | null = null;
     try {
@@ -110,11 +130,39 @@ export async function verifyAll(opts: {
         [opts.tenantId ?? null],
       );
       problems.push(...orphans);
+      // Checkpoints an anchor failed to take: the backlog.
+      const { rows: backlog } = await pool.query<Problem>(
+        `select a.tenant_id, null as run_id, null as trace_id, 'ANCHOR_BACKLOG' as verification_status, null as first_bad_attempt,
+                null as first_bad_step_index, a.reason
+           from runproof_private.anchor_problems() a where ($1::uuid is null or a.tenant_id = $1)`,
+        [opts.tenantId ?? null],
+      );
+      problems.push(...backlog);
       bar?.update(scanned, { problems: problems.length });
     } finally {
       bar?.stop();
     }
 
+    // Each tenant's log against the checkpoints kept outside the database.
+    if (opts.against && vkey) {
+      const a = await readAgainst(opts.against, vkey);
+      for (const r of a.rejected)
+        logRows.push({
+          tenant_id: null,
+          status: "BAD_CHECKPOINT",
+          first_bad_leaf: null,
+          run_id: null,
+          tree_size: null,
+          reason: `${r.file}: ${r.reason}`,
+        });
+      const { rows } = await pool.query<LogRow>(
+        `select tenant_id, status, first_bad_leaf::text, run_id, tree_size::text, reason from runproof.verify_against($1, $2)
+          where ($3::uuid is null or tenant_id = $3)`,
+        [a.checkpoints, a.leaves, opts.tenantId ?? null],
+      );
+      logRows.push(...rows);
+    }
+    const logProblems = logRows.filter((r) => r.status !== "CONSISTENT" && r.status !== "NOT_CHECKPOINTED");
     const seconds = (Date.now() - started) / 1000;
     const summary = {
       runs_scanned: scanned,
@@ -122,7 +170,8 @@ export async function verifyAll(opts: {
       orphan_traces: problems.filter((p) => p.reason === "trace has no run row").length,
       orphan_step_groups: problems.filter((p) => p.reason === "steps have no trace row").length,
       problems,
-      ok: problems.length === 0,
+      logs: opts.against ? logRows : undefined,
+      ok: problems.length === 0 && logProblems.length === 0,
       seconds,
     };
     if (opts.json) {
@@ -153,7 +202,26 @@ export async function verifyAll(opts: {
         );
         err("details of one run: runproof proof RUN_ID, runproof runs get RUN_ID");
       }
+      if (opts.against) {
+        out(
+          `logs against ${opts.against}: ${logProblems.length ? `${logProblems.length} problem(s)` : "consistent"}`,
+        );
+        if (logRows.length)
+          out(
+            table(
+              ["tenant", "status", "first bad leaf", "run", "size", "reason"],
+              logRows.map((r) => [
+                r.tenant_id ?? "-",
+                r.status,
+                r.first_bad_leaf ?? "-",
+                r.run_id ?? "-",
+                r.tree_size ?? "-",
+                truncate(r.reason, 90),
+              ]),
+            ),
+          );
+      }
     }
-    process.exitCode = problems.length ? EXIT.VERIFY_FAILED : EXIT.OK;
+    process.exitCode = problems.length || logProblems.length ? EXIT.VERIFY_FAILED : EXIT.OK;
   });
 }

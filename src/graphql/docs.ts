@@ -59,6 +59,12 @@ const ARG_DOCS: Record<string, string> = {
   "Query.agent(id)": "The agent's id.",
   "Query.trace(id)": "The trace's id.",
   "Query.skill(name)": "The skill's name, as plans use it.",
+  "Query.logInclusionProof(tenantId)": TENANT_ARG,
+  "Query.logInclusionProof(leafIndex)": "The leaf (Run.proof.leafIndex) whose inclusion to prove.",
+  "Query.logInclusionProof(treeSize)": "The size of the tree to prove it in: a checkpoint's treeSize.",
+  "Query.logConsistencyProof(tenantId)": TENANT_ARG,
+  "Query.logConsistencyProof(fromSize)": "The older checkpoint's treeSize (one you kept).",
+  "Query.logConsistencyProof(toSize)": "The newer checkpoint's treeSize.",
 };
 
 function snake(name: string): string {

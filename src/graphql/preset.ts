@@ -129,10 +129,27 @@ const SmartTagsPlugin = jsonPgSmartTags(
             agent_memory_tenant_id_agent_id_fkey: fk("agent", "memory"),
           },
         },
+        // The tenant's Merkle log: a run's leaf and inclusion proof are in Run.proof; the
+        // checkpoints are listed newest first, each with its anchors' receipts.
+        "runproof.log_leaves": hidden,
+        "runproof.log_checkpoints": {
+          tags: { behavior: "-query:resource:list" },
+          constraint: { log_checkpoints_pkey: noSingle },
+        },
+        "runproof.log_anchor_receipts": {
+          tags: { behavior: "-query:resource:list -query:resource:connection" },
+          constraint: {
+            log_anchor_receipts_pkey: noSingle,
+            log_anchor_receipts_tenant_id_tree_size_fkey: fk("checkpoint", "anchorReceipts"),
+          },
+        },
       },
       procedure: {
         // A DBA's check over the whole ledger; not for API keys.
         "runproof.verify_all": hidden,
+        "runproof.verify_against": hidden,
+        // Exposed as Tenant.logStatus (currentTenant.logStatus).
+        "runproof.log_status": hidden,
         // Name each mutation's payload field after what it returns.
         "runproof.enqueue_run": { tags: { resultFieldName: "run" } },
         "runproof.cancel_run": { tags: { resultFieldName: "run" } },
@@ -191,6 +208,7 @@ const DEFAULT_ORDER: Record<string, string[]> = {
   agents: ["NAME_ASC"],
   agentMemory: ["KEY_ASC"],
   skills: ["NAME_ASC"],
+  logCheckpoints: ["TREE_SIZE_DESC"],
 };
 
 const DefaultOrderPlugin: GraphileConfig.Plugin = {

@@ -78,6 +78,17 @@ export const bundleSchema = z.strictObject({
   erasures: z.array(bundleErasureSchema),
   /** What the database's run_proof said when the bundle was exported (informational, not trusted). */
   database_proof: z.record(z.string(), z.unknown()),
+  /** The run's leaf in its tenant's log, its inclusion proof and that checkpoint (docs/proof-format.md section 13); null before the seal. */
+  log: z
+    .strictObject({
+      leaf_index: z.number().int().min(0),
+      leaf: z.string(),
+      checkpoint: z.string().nullable(),
+      inclusion_proof: z.array(hex32).nullable(),
+      consistency: z.array(z.strictObject({ from_size: z.number().int().min(0), proof: z.array(hex32) })),
+    })
+    .nullable()
+    .optional(),
 });
 
 export type Bundle = z.infer<typeof bundleSchema>;

@@ -16,15 +16,20 @@ const text = (b: Buffer | null) => (b ? b.toString("utf8") : null);
  * give a bundle whose records come from different moments; given a client, it reads in the
  * caller's transaction.
  */
-export async function exportBundle(db: Queryable, tenantId: string, runId: string): Promise<Bundle> {
-  if (!("totalCount" in db)) return readBundle(db, tenantId, runId);
+export async function exportBundle(
+  db: Queryable,
+  tenantId: string,
+  runId: string,
+  opts: { consistencyFrom?: number[] } = {},
+): Promise<Bundle> {
+  if (!("totalCount" in db)) return readBundle(db, tenantId, runId, opts);
   const client = await db.connect();
   try {
     await client.query("begin isolation level repeatable read read only");
     // The step query joins four tables by (tenant, trace, step_index): with stale statistics the
     // planner picks nested loops that rescan the trace per step (quadratic on long traces).
     await client.query("set local enable_nestloop = off");
-    const bundle = await readBundle(client, tenantId, runId);
+    const bundle = await readBundle(client, tenantId, runId, opts);
     await client.query("commit");
     return bundle;
   } catch (err) {
@@ -35,7 +40,12 @@ export async function exportBundle(db: Queryable, tenantId: string, runId: strin
   }
 }
 
-async function readBundle(db: pg.PoolClient | pg.Client, tenantId: string, runId: string): Promise<Bundle> {
+async function readBundle(
+  db: pg.PoolClient | pg.Client,
+  tenantId: string,
+  runId: string,
+  opts: { consistencyFrom?: number[] },
+): Promise<Bundle> {
   const {
     rows: [run],
   } = await db.query(
@@ -84,6 +94,35 @@ async function readBundle(db: pg.PoolClient | pg.Client, tenantId: string, runId
     rows: [proof],
   } = await db.query(`select * from runproof.run_proof($1, $2)`, [tenantId, runId]);
 
+  // The run's leaf and its proof to the latest checkpoint, and consistency proofs from the sizes asked.
+  const {
+    rows: [leaf],
+  } = await db.query(
+    `select l.leaf_index::int as leaf_index, convert_from(l.leaf, 'UTF8') as leaf from runproof.log_leaves l
+     where l.tenant_id = $1 and l.run_id = $2`,
+    [tenantId, runId],
+  );
+  const consistency: { from_size: number; proof: string[] }[] = [];
+  if (leaf && proof.checkpoint_size)
+    for (const from of opts.consistencyFrom ?? []) {
+      const {
+        rows: [c],
+      } = await db.query(`select runproof.log_consistency_proof($1, $2, $3) as proof`, [
+        tenantId,
+        from,
+        proof.checkpoint_size,
+      ]);
+      consistency.push({ from_size: from, proof: c.proof });
+    }
+  const log = leaf
+    ? {
+        leaf_index: leaf.leaf_index,
+        leaf: leaf.leaf,
+        checkpoint: proof.checkpoint ?? null,
+        inclusion_proof: proof.inclusion_proof ?? null,
+        consistency,
+      }
+    : null;
   const payload = (value: string | null, salt: Buffer | null) =>
     value === null || salt === null ? null : { salt: salt.toString("hex"), text: value };
   const byTrace = new Map<string, Bundle["traces"][number]["steps"]>();
@@ -135,5 +174,6 @@ async function readBundle(db: pg.PoolClient | pg.Client, tenantId: string, runId
     database_proof: Object.fromEntries(
       Object.entries(proof).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]),
     ),
+    log,
   };
 }

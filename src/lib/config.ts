@@ -22,10 +22,40 @@ export interface Config {
   retryBaseMs: number;
   /** When the worker applies payload retention (crontab time fields). */
   retentionSchedule: string;
+  checkpoint: CheckpointConfig;
   port: number;
   logLevel: LogLevel;
   graphql: GraphQLConfig;
 }
+
+/** Checkpoints of the tenants' logs (tasks/checkpoint.ts, src/lib/anchors.ts; docs/proof-format.md section 14). */
+export interface CheckpointConfig {
+  /** When the worker signs the logs that grew (crontab time fields; default every minute). */
+  schedule: string;
+  /** The Ed25519 private key (PKCS#8 PEM), or the file holding it; never stored in the database. */
+  key: string | undefined;
+  keyFile: string | undefined;
+  /** The key's name in the signature line, and the origin prefix: a log's origin is <name>/<tenant id>. */
+  keyName: string;
+  anchors: AnchorConfig[];
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+export type AnchorConfig =
+  | { name: string; kind: "directory"; path: string }
+  | { name: string; kind: "witness"; url: string; key: string }
+  | { name: string; kind: "rfc3161"; url: string };
+
+const anchorName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, "an anchor name is lower-case letters, digits, _ and -");
+const anchorsSchema = z.array(
+  z.discriminatedUnion("kind", [
+    z.strictObject({ name: anchorName, kind: z.literal("directory"), path: z.string().min(1) }),
+    z.strictObject({ name: anchorName, kind: z.literal("witness"), url: z.url(), key: z.string().min(1) }),
+    z.strictObject({ name: anchorName, kind: z.literal("rfc3161"), url: z.url() }),
+  ]),
+);
 
 /** What one request and one tenant may ask of the GraphQL server (src/graphql/limits.ts, tenant-limits.ts). */
 export interface GraphQLConfig {
@@ -111,6 +141,34 @@ export const configSchema = z
       .string()
       .regex(/^\S+( \S+){4}$/, 'must be five crontab fields, e.g. "*/15 * * * *"')
       .default("*/15 * * * *"),
+    RUNPROOF_CHECKPOINT_SCHEDULE: z
+      .string()
+      .regex(/^\S+( \S+){4}$/, 'must be five crontab fields, e.g. "* * * * *"')
+      .default("* * * * *"),
+    RUNPROOF_CHECKPOINT_KEY: z.string().optional(),
+    RUNPROOF_CHECKPOINT_KEY_FILE: z.string().optional(),
+    RUNPROOF_CHECKPOINT_KEY_NAME: z
+      .string()
+      .regex(/^[^\s+]+$/, "must be a key name without spaces or '+', e.g. runproof.example.com/log")
+      .default("runproof.local/log"),
+    RUNPROOF_CHECKPOINT_ANCHORS: z
+      .string()
+      .default("[]")
+      .transform((v, ctx) => {
+        try {
+          const parsed = anchorsSchema.safeParse(JSON.parse(v));
+          if (parsed.success) return parsed.data as AnchorConfig[];
+          ctx.addIssue({
+            code: "custom",
+            message: `must be a JSON array of anchors: ${parsed.error.issues[0]?.message}`,
+          });
+        } catch {
+          ctx.addIssue({ code: "custom", message: "must be a JSON array of anchors" });
+        }
+        return z.NEVER;
+      }),
+    RUNPROOF_ANCHOR_RETRY_BASE_MS: int(5000, 1, 3600000),
+    RUNPROOF_ANCHOR_RETRY_MAX_MS: int(3600000, 1, 86400000),
     RUNPROOF_PORT: int(5678, 0, 65535),
     RUNPROOF_GRAPHQL_MAX_BODY_BYTES: int(2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     RUNPROOF_GRAPHQL_MAX_DEPTH: int(12, 2, 100),
@@ -146,6 +204,15 @@ export const configSchema = z
       staleWorkerMs: e.RUNPROOF_STALE_WORKER_MS,
       retryBaseMs: e.RUNPROOF_RETRY_BASE_MS,
       retentionSchedule: e.RUNPROOF_RETENTION_SCHEDULE,
+      checkpoint: {
+        schedule: e.RUNPROOF_CHECKPOINT_SCHEDULE,
+        key: e.RUNPROOF_CHECKPOINT_KEY,
+        keyFile: e.RUNPROOF_CHECKPOINT_KEY_FILE,
+        keyName: e.RUNPROOF_CHECKPOINT_KEY_NAME,
+        anchors: e.RUNPROOF_CHECKPOINT_ANCHORS,
+        retryBaseMs: e.RUNPROOF_ANCHOR_RETRY_BASE_MS,
+        retryMaxMs: e.RUNPROOF_ANCHOR_RETRY_MAX_MS,
+      },
       port: e.RUNPROOF_PORT,
       logLevel: e.RUNPROOF_LOG_LEVEL,
       graphql: {
@@ -195,7 +262,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   throw new ConfigError(
     parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? "environment");
-      const shown = name in picked && !/KEY|URL/.test(name) ? ` (got "${picked[name]}")` : "";
+      const shown = name in picked && !/KEY|URL|ANCHORS/.test(name) ? ` (got "${picked[name]}")` : "";
       return `${name}: ${issue.message}${shown}`;
     }),
   );
