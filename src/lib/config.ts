@@ -24,6 +24,8 @@ export interface Config {
   retentionSchedule: string;
   port: number;
   logLevel: LogLevel;
+  /** "auto": human-readable on a terminal, JSON lines otherwise. */
+  logFormat: LogFormat;
   graphql: GraphQLConfig;
 }
 
@@ -47,6 +49,8 @@ export interface GraphQLConfig {
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 const int = (def: number, min: number, max: number) =>
   z.coerce
@@ -128,6 +132,9 @@ export const configSchema = z
     RUNPROOF_LOG_LEVEL: z
       .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` })
       .default("info"),
+    RUNPROOF_LOG_FORMAT: z
+      .enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(", ")}` })
+      .default("auto"),
   })
   .transform(
     (e): Config => ({
@@ -148,6 +155,7 @@ export const configSchema = z
       retentionSchedule: e.RUNPROOF_RETENTION_SCHEDULE,
       port: e.RUNPROOF_PORT,
       logLevel: e.RUNPROOF_LOG_LEVEL,
+      logFormat: e.RUNPROOF_LOG_FORMAT,
       graphql: {
         maxBodyBytes: e.RUNPROOF_GRAPHQL_MAX_BODY_BYTES,
         maxDepth: e.RUNPROOF_GRAPHQL_MAX_DEPTH,
