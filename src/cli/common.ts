@@ -363,15 +363,14 @@ export async function tenantOfRun(pool: pg.Pool, runId: string, tenantId?: strin
   return rows[0].tenant_id;
 }
 
-/** Resolves after SIGINT or SIGTERM (the name of the signal). */
+/**
+ * Resolves after SIGINT or SIGTERM (the name of the signal). The handlers stay installed, so a
+ * repeated signal (npm passes the terminal's Ctrl-C on a second time) does not cut the caller's
+ * shutdown short; the process exits once the caller has stopped everything.
+ */
 export function waitForSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    const on = (s: NodeJS.Signals) => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
-      resolve(s);
-    };
-    process.on("SIGINT", on);
-    process.on("SIGTERM", on);
+    process.on("SIGINT", resolve);
+    process.on("SIGTERM", resolve);
   });
 }

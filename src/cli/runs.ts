@@ -1,5 +1,7 @@
-// runproof runs get | list
+// runproof runs get | list | wait
 import {
+  EXIT,
+  err,
   fmtCents,
   fmtMs,
   kvTable,
@@ -154,6 +156,7 @@ export async function runsList(opts: {
   status?: string;
   limit: number;
   json?: boolean;
+  quiet?: boolean;
 }): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const { rows } = await pool.query(
@@ -169,6 +172,8 @@ export async function runsList(opts: {
       [opts.tenantId ?? null, opts.status ?? null, opts.limit],
     );
     if (opts.json) return printJson(rows);
+    // Only the ids, one a line, for the shell: RUN_ID=$(npx runproof runs list --limit 1 -q)
+    if (opts.quiet) return rows.forEach((r) => out(r.id));
     if (!rows.length)
       return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: runproof run --help"}`);
     out(
@@ -187,5 +192,48 @@ export async function runsList(opts: {
         ]),
       ),
     );
+  });
+}
+
+/**
+ * runs wait: follows a run that already exists (enqueued from psql, GraphQL or another terminal)
+ * until it reaches a final status, printing its steps as `run --wait` does, then its proof.
+ * Exit 0 if it succeeded, 1 otherwise (or after --timeout).
+ */
+export async function runsWait(
+  runId: string,
+  opts: { tenantId?: string; timeout?: number; json?: boolean },
+): Promise<void> {
+  const { default: pg } = await import("pg");
+  const { watchRun, printProofSummary } = await import("./run.ts");
+  await withDatabase(async ({ pool, url }) => {
+    const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
+    const { rowCount } = await pool.query(`select 1 from runproof.runs where tenant_id = $1 and id = $2`, [
+      tenantId,
+      runId,
+    ]);
+    if (!rowCount)
+      throw notFound(
+        `run ${runId} not found for tenant ${tenantId}`,
+        "list runs with: npx runproof runs list",
+      );
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    client.on("error", () => {});
+    try {
+      // LISTEN before the first read (watchRun reads the rows first), so nothing is missed.
+      await client.query(`listen ${client.escapeIdentifier(`runproof:run:${runId}`)}`);
+      const log = opts.json ? err : out;
+      log(`waiting for run ${runId} (LISTEN runproof:run:${runId})`);
+      const final = await watchRun({ pool, client, tenantId, runId, print: log, timeoutMs: opts.timeout });
+      const {
+        rows: [proof],
+      } = await pool.query(`select * from runproof.run_proof($1, $2)`, [tenantId, runId]);
+      if (opts.json) printJson({ run: final, proof });
+      else printProofSummary(proof, out);
+      if (final.status !== "succeeded") process.exitCode = EXIT.ERROR;
+    } finally {
+      await client.end().catch(() => {});
+    }
   });
 }

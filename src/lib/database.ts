@@ -10,7 +10,9 @@ export const DEFAULT_EMBEDDED_PORT = 54329; // off 5432 so it never fights a sys
 
 /** Where the embedded cluster (pg/) and the generated passwords live: RUNPROOF_DATA_DIR, else <repo>/.data. */
 export function dataRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return env.RUNPROOF_DATA_DIR?.trim() ? path.resolve(env.RUNPROOF_DATA_DIR.trim()) : path.join(REPO_ROOT, ".data");
+  return env.RUNPROOF_DATA_DIR?.trim()
+    ? path.resolve(env.RUNPROOF_DATA_DIR.trim())
+    : path.join(REPO_ROOT, ".data");
 }
 
 /** The embedded cluster's data directory. */

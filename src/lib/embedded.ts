@@ -299,10 +299,17 @@ async function chownToPostgres(dir: string): Promise<void> {
 // postmaster.pid. Postgres only clears a stale lock itself when its PID is
 // dead; in containers the PID is often reused by an unrelated process, and
 // postgres then refuses to start. We remove the file only when sure.
+/** The postmaster running on dataDir, if any (reads postmaster.pid; changes nothing). */
+export function livePostmaster(dataDir: string): Promise<{ pid: number; port: number } | null> {
+  return checkPidFile(path.resolve(dataDir), () => {}, false);
+}
+
 async function checkPidFile(
   dataDir: string,
   log: (m: string) => void,
+  removeIfStale = true,
 ): Promise<{ pid: number; port: number } | null> {
+  const removeStale = removeIfStale ? removeStaleFile : async () => null;
   let lines: string[];
   try {
     lines = (await fs.readFile(path.join(dataDir, "postmaster.pid"), "utf8")).split("\n");
@@ -331,7 +338,7 @@ async function checkPidFile(
   return Number.isInteger(port) && port > 0 ? { pid, port } : null;
 }
 
-async function removeStale(dataDir: string, log: (m: string) => void, why: string): Promise<null> {
+async function removeStaleFile(dataDir: string, log: (m: string) => void, why: string): Promise<null> {
   log(`embedded-postgres: removing stale postmaster.pid (${why})`);
   await fs.rm(path.join(dataDir, "postmaster.pid"), { force: true });
   return null;
