@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --import=tsx
 // The runproof command: `npx runproof ...` in a clone (package.json "bin"; npx puts
 // node_modules/.bin first on PATH, so `node` above is the pinned Node 22 of the `node`
-// devDependency, and tsx runs this file in that one process); `npm start` is `runproof start`.
+// devDependency, and tsx runs this file in that one process); `npm start` is `npx runproof start`.
 // Only the wiring of commands, options and exit codes. The commands live
 // in src/cli/<command>.ts and are loaded on demand, so `proof verify` (offline) never loads any
 // database code. Every command that writes calls the same SQL functions the other interfaces
@@ -148,7 +148,7 @@ apiKey
 apiKey
   .command("revoke")
   .description("revoke an API key: it authenticates nothing from then on")
-  .argument("<key-id>", "the key's id (runproof api-key list)", uuidArg)
+  .argument("<key-id>", "the key's id (npx runproof api-key list)", uuidArg)
   .addOption(tenantOpt(true))
   .addOption(json())
   .action(async (keyId, opts) => (await import("../cli/api-key.ts")).apiKeyRevoke(keyId, opts));
@@ -357,7 +357,9 @@ let commanderPrinted = false;
   cmd.configureOutput({
     outputError: (message, write) => {
       commanderPrinted = true;
-      write(`${usageMessage(message)}\n  hint: ${help} lists ${cmd.commands.length ? "its commands" : "its options"}\n`);
+      write(
+        `${usageMessage(message)}\n  hint: ${help} lists ${cmd.commands.length ? "its commands" : "its options"}\n`,
+      );
     },
   });
   for (const sub of cmd.commands) addExitCodes(sub);

@@ -339,7 +339,7 @@ export async function requireTenant(pool: pg.Pool, tenantId: string): Promise<{ 
   const {
     rows: [t],
   } = await pool.query(`select id, name from runproof.tenants where id = $1`, [tenantId]);
-  if (!t) throw notFound(`tenant ${tenantId} not found`, "list tenants with: runproof tenant list");
+  if (!t) throw notFound(`tenant ${tenantId} not found`, "list tenants with: npx runproof tenant list");
   return t;
 }
 
@@ -353,7 +353,7 @@ export async function tenantOfRun(pool: pg.Pool, runId: string, tenantId?: strin
     `select tenant_id from runproof.runs where id = $1 union select tenant_id from runproof.traces where run_id = $1`,
     [runId],
   );
-  if (rows.length === 0) throw notFound(`run ${runId} not found`, "list runs with: runproof runs list");
+  if (rows.length === 0) throw notFound(`run ${runId} not found`, "list runs with: npx runproof runs list");
   if (rows.length > 1) {
     throw usageError(
       `run id ${runId} appears under ${rows.length} tenants`,

@@ -1,4 +1,4 @@
-// runproof runs get | list | wait
+// npx runproof runs get | list | wait
 import {
   EXIT,
   err,
@@ -30,7 +30,10 @@ export async function runsGet(runId: string, opts: { tenantId?: string; json?: b
       [tenantId, runId],
     );
     if (!run)
-      throw notFound(`run ${runId} not found for tenant ${tenantId}`, "list runs with: runproof runs list");
+      throw notFound(
+        `run ${runId} not found for tenant ${tenantId}`,
+        "list runs with: npx runproof runs list",
+      );
     const { rows: traces } = await pool.query(
       `select attempt, id, status, step_count, encode(root_hash, 'hex') as root_hash, started_at, completed_at, archived_at, metadata
          from runproof.traces where tenant_id = $1 and run_id = $2 order by attempt, id`,
@@ -147,7 +150,7 @@ export async function runsGet(runId: string, opts: { tenantId?: string; json?: b
         ),
       );
     out();
-    out(`prove it: runproof proof ${run.id}`);
+    out(`prove it: npx runproof proof ${run.id}`);
   });
 }
 
@@ -175,7 +178,7 @@ export async function runsList(opts: {
     // Only the ids, one a line, for the shell: RUN_ID=$(npx runproof runs list --limit 1 -q)
     if (opts.quiet) return rows.forEach((r) => out(r.id));
     if (!rows.length)
-      return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: runproof run --help"}`);
+      return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: npx runproof run --help"}`);
     out(
       table(
         ["run id", "tenant", "agent", "status", "steps", "attempts", "cost", "created", "goal"],

@@ -1,4 +1,4 @@
-// runproof sql | psql: the database the other commands use (embedded unless DATABASE_URL), for a
+// npx runproof sql | psql: the database the other commands use (embedded unless DATABASE_URL), for a
 // quick SQL statement without installing psql, or psql itself with the right connection string.
 import { spawn } from "node:child_process";
 import type { QueryResult } from "pg";

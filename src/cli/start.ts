@@ -1,4 +1,4 @@
-// runproof start: everything in one process for a laptop: the database (embedded Postgres
+// npx runproof start: everything in one process for a laptop: the database (embedded Postgres
 // unless DATABASE_URL), migrations, a worker and the GraphQL server. Makes sure a tenant
 // 'demo' with an agent 'demo-agent' exists and prints a fresh API key for it.
 //

@@ -25,7 +25,7 @@ function stderrDestination(format: LogFormat | undefined): DestinationStream {
     ignore: "pid,hostname,name,component",
     // "runproof/worker: message", the component first, then the message.
     messageFormat: "{if component}{component}: {end}{msg}",
-    hideObject: false,
+    singleLine: true,
   });
 }
 
