@@ -176,7 +176,7 @@ export async function runsList(opts: {
     );
     if (opts.json) return printJson(rows);
     // Only the ids, one a line, for the shell: RUN_ID=$(npx runproof runs list --limit 1 -q)
-    if (opts.quiet) return rows.forEach((r) => out(r.id));
+    if (opts.quiet) return out(rows.map((r) => r.id).join("\n"));
     if (!rows.length)
       return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: npx runproof run --help"}`);
     out(
