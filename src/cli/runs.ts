@@ -176,7 +176,10 @@ export async function runsList(opts: {
     );
     if (opts.json) return printJson(rows);
     // Only the ids, one a line, for the shell: RUN_ID=$(npx runproof runs list --limit 1 -q)
-    if (opts.quiet) return out(rows.map((r) => r.id).join("\n"));
+    if (opts.quiet) {
+      if (rows.length) out(rows.map((r) => r.id).join("\n"));
+      return;
+    }
     if (!rows.length)
       return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: npx runproof run --help"}`);
     out(
