@@ -47,7 +47,11 @@ test("start prints a working GraphQL URL and API key, runs the worker, and stops
   const tenantId = output.stdout.match(/^\s+tenant\s+([0-9a-f-]{36})$/m)?.[1];
   const agentId = output.stdout.match(/^\s+agent\s+([0-9a-f-]{36})\s/m)?.[1];
   t.truthy(key && tenantId && agentId, output.stdout);
-  t.regex(output.stdout, /psql .*runproof\.enqueue_run\(/);
+  t.regex(output.stdout, /npx runproof sql .*runproof\.enqueue_run\(/);
+  t.regex(
+    output.stdout,
+    /^ {2}export RUNPROOF_GRAPHQL_URL=http:\/\/127\.0\.0\.1:\d+\/graphql RUNPROOF_API_KEY=rp_[0-9a-f_]+$/m,
+  );
   t.regex(output.stdout, /curl -s http:\/\/127\.0\.0\.1:\d+\/graphql -H 'Authorization: Bearer rp_/);
 
   // The demo tenant and agent exist; the key is labelled 'start'.
@@ -158,6 +162,7 @@ test("start on an embedded Postgres port that is taken fails at once and creates
 test("Ctrl-C on npm start (a terminal's SIGINT to its process group) stops worker, server and embedded Postgres in order, exit 0, no error lines", async (t) => {
   const dataDir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), "rp-start-")), "data");
   t.teardown(() => fs.rm(path.dirname(dataDir), { recursive: true, force: true }));
+  await fs.chmod(path.dirname(dataDir), 0o755); // as root, postgres runs as the postgres user
   const [pgPort, port] = [await findFreePort(), await findFreePort()];
   // npm start as in a terminal: npm, its shell and node share one process group, which gets the SIGINT.
   const child = spawn("npm", ["start"], {
