@@ -17,7 +17,7 @@ const MARK = "<!-- readme-tour -->";
 const START_MARK = "<!-- readme-tour: start -->";
 
 /** The ```sh blocks that follow a marker in README.md, in order. */
-export function markedBlocks(readme: string, marker: string): string[] {
+function markedBlocks(readme: string, marker: string): string[] {
   const blocks: string[] = [];
   for (let at = readme.indexOf(marker); at >= 0; at = readme.indexOf(marker, at + 1)) {
     const m = /^\s*```sh\n([\s\S]*?)\n```/.exec(readme.slice(at + marker.length));
@@ -28,7 +28,7 @@ export function markedBlocks(readme: string, marker: string): string[] {
 }
 
 /** The banner's ready-to-paste commands: the lines under "Or try it right away:", without comments. */
-export function bannerCommands(banner: string): string[] {
+function bannerCommands(banner: string): string[] {
   const section = banner.split("Or try it right away:")[1]?.split("Ctrl-C stops it.")[0];
   if (!section) throw new Error(`no examples in the banner:\n${banner}`);
   return section
