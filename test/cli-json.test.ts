@@ -8,7 +8,7 @@ import path from "node:path";
 import test from "ava";
 import pg from "pg";
 import { REPO_ROOT } from "../src/lib/database.ts";
-import { runCli } from "./helpers/cli.ts";
+import { collect, runCli, spawnCli, until } from "./helpers/cli.ts";
 import { createTestDatabase } from "./helpers/db.ts";
 
 /** Runs a command and parses all of its stdout as one JSON document. */
@@ -35,7 +35,8 @@ test("every documented --json form prints exactly one JSON document on stdout", 
   t.truthy(tenant.id);
   t.true(Array.isArray((await json(["tenant", "list", "--json"], env)).value));
   t.like((await json(["tenant", "retention", tenant.id, "--keep", "30 days", "--json"], env)).value, {
-    tenant_id: tenant.id,
+    id: tenant.id,
+    payload_retention: "30 days",
   });
   const key = (await json(["api-key", "create", "--tenant-id", tenant.id, "--json"], env)).value;
   t.regex(key.api_key, /^rp_/);
@@ -121,4 +122,28 @@ test("npx runproof adds nothing to stdout: --json output pipes as it is", async 
   t.is(r.code, 3, r.stderr);
   t.like(JSON.parse(r.stdout), { verification_status: "INVALID_BUNDLE" });
   t.notRegex(r.stderr, /EBADENGINE/);
+});
+
+test("start --json: one JSON object on stdout, from start to Ctrl-C", async (t) => {
+  const db = await createTestDatabase("cli-json-start");
+  t.teardown(() => db.drop());
+  const child = spawnCli(["start", "--json"], { env: { DATABASE_URL: db.url, RUNPROOF_PORT: "0" } });
+  const output = collect(child);
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  const parse = () => {
+    try {
+      return JSON.parse(output.stdout);
+    } catch {
+      return child.exitCode !== null && { exited: child.exitCode };
+    }
+  };
+  const started = await until(parse, 120_000, "start's JSON object");
+  t.regex(started.graphql_url ?? "", /^http:\/\/127\.0\.0\.1:\d+\/graphql$/, output.stderr);
+  t.regex(started.api_key, /^rp_/);
+  child.kill("SIGINT");
+  t.is(await exited, 0, output.stderr);
+  t.deepEqual(JSON.parse(output.stdout), started);
 });

@@ -38,7 +38,7 @@ function bannerCommands(banner: string): string[] {
     .filter((l) => l && !l.startsWith("#"));
 }
 
-/** Runs a bash script that prints `::block N::` before each block; returns each block's output. */
+/** Runs a bash script that prints a line `::block N::` before each block; returns each block's output. */
 async function runBlocks(
   blocks: string[],
   prelude: string,
@@ -48,14 +48,15 @@ async function runBlocks(
   const script = [
     "set -euo pipefail",
     prelude,
-    ...blocks.map((b, i) => `echo "::block ${i}::"\n${b}`),
-    'echo "::end::"',
+    // A newline first: curl's output does not end with one.
+    ...blocks.map((b, i) => `printf '\\n::block ${i}::\\n'\n${b}`),
+    "printf '\\n::end::\\n'",
   ].join("\n");
   const child = spawn("bash", ["-c", script], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   const output = collect(child);
   const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  const parts = output.stdout.split(/^::block \d+::\n/m).slice(1);
-  return { code, outputs: parts.map((p) => p.replace(/::end::\n$/, "")), stderr: output.stderr };
+  const parts = output.stdout.split(/\n::block \d+::\n/).slice(1);
+  return { code, outputs: parts.map((p) => p.replace(/\n::end::\n$/, "")), stderr: output.stderr };
 }
 
 test("the README tour works as written against npm start, and so do the banner's examples", async (t) => {
@@ -98,6 +99,7 @@ test("the README tour works as written against npm start, and so do the banner's
 
   // Terminal 2: in the clone (a git-ignored folder of it, so run.json lands there), the export
   // line pasted, then each block.
+  await fs.mkdir(path.join(REPO_ROOT, ".data"), { recursive: true });
   const cwd = await fs.mkdtemp(path.join(REPO_ROOT, ".data", "readme-tour-"));
   t.teardown(() => fs.rm(cwd, { recursive: true, force: true }));
   const tour = await runBlocks(blocks, exportLine!, cwd, env);
