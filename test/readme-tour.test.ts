@@ -119,7 +119,8 @@ test("the README tour works as written against npm start, and so do the banner's
     goal: "remember colour = blue, wait 200 ms and recall colour",
     proof: { integrityModel: "HASH_CHAIN", verificationStatus: "VERIFIED", chainLength: 3 },
   });
-  t.regex(proof, /verification_status\s+│ VERIFIED/);
+  t.regex(proof, /│ verification status │ VERIFIED /);
+  t.regex(proof, new RegExp(`│ run {17}│ ${runId} `));
   t.regex(verified, /VERIFIED/);
   t.true(existsSync(path.join(cwd, "run.json")));
   // run.json is git-ignored where the README has it written: the clone's root.
