@@ -228,3 +228,59 @@ test("Ctrl-C on npm start (a terminal's SIGINT to its process group) stops worke
   // The postmaster has gone too.
   t.throws(() => process.kill(pgPid, 0));
 });
+
+// script(1) runs npm start on a pseudo-terminal: Ctrl-C is typed (^C into the terminal), and the
+// terminal's line discipline sends SIGINT to its foreground process group, as a person's would.
+const onATerminal = existsSync("/usr/bin/script") ? test : test.skip;
+onATerminal(
+  "on a terminal: ^C typed into npm start stops it with exit 0; the logs are human-readable",
+  async (t) => {
+    const dataDir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), "rp-start-")), "data");
+    t.teardown(() => fs.rm(path.dirname(dataDir), { recursive: true, force: true }));
+    await fs.chmod(path.dirname(dataDir), 0o755); // as root, postgres runs as the postgres user
+    const [pgPort, port] = [await findFreePort(), await findFreePort()];
+    const child = spawn("script", ["-qefc", "npm start", "/dev/null"], {
+      cwd: REPO_ROOT,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: {
+        ...process.env,
+        DATABASE_URL: "",
+        RUNPROOF_DATA_DIR: dataDir,
+        RUNPROOF_PG_PORT: String(pgPort),
+        RUNPROOF_PORT: String(port),
+        RUNPROOF_LOG_LEVEL: "info",
+        NO_COLOR: "1",
+      },
+    });
+    const output = collect(child);
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    t.teardown(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    await until(
+      () => /Ctrl-C stops it\./.test(output.stdout) || child.exitCode !== null,
+      120_000,
+      "the banner",
+    );
+    const pgPid = Number(
+      (await fs.readFile(path.join(dataDir, "pg", "postmaster.pid"), "utf8")).split("\n")[0],
+    );
+    child.stdin!.write("\x03");
+    t.is(await exited, 0, output.stdout);
+    const screen = output.stdout.replaceAll("\r\n", "\n");
+    t.regex(
+      screen,
+      /SIGINT: stopping\n {2}stopped the worker\n(.*\n)* {2}stopped the GraphQL server\n {2}stopped the embedded Postgres \(unless another command shares it\)\nstopped\n/,
+    );
+    // pino-pretty lines, not JSON; the first start's password set-up is an INFO line saying what it does.
+    t.regex(
+      screen,
+      /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: graphql: setting the login password of runproof_authenticator /m,
+    );
+    t.regex(screen, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: worker: worker started /m);
+    t.notRegex(screen, /^\{"level"/m);
+    t.notRegex(screen, /\] (WARN|ERROR|FATAL): /);
+    t.notRegex(screen, /terminating connection|error|failed/i);
+    t.throws(() => process.kill(pgPid, 0), undefined, "the embedded Postgres has stopped");
+  },
+);
