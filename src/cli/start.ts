@@ -187,6 +187,12 @@ export async function startCommand(opts: StartOptions): Promise<void> {
   );
 }
 
+/** Relative to the working directory when it is inside it. */
+const shownPath = (p: string) => {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith("..") ? rel : p;
+};
+
 /** Single-quoted for a POSIX shell. */
 const sh = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
 
@@ -219,7 +225,7 @@ function printBanner(i: {
             (tenant '${DEMO_TENANT}', label 'start': a new key on every start; only its hash is stored)
   tenant    ${i.tenantId}
   agent     ${i.agentId}   (${DEMO_AGENT})
-  database  ${i.embedded ? `embedded Postgres (${path.relative(process.cwd(), embeddedDataDir()) || "."}, port ${embeddedPort()})` : "DATABASE_URL"}
+  database  ${i.embedded ? `embedded Postgres (${shownPath(embeddedDataDir())}, port ${embeddedPort()})` : "DATABASE_URL"}
   worker    ${i.worker}
 
 In another terminal (in this directory${i.embedded ? "" : ", with the same DATABASE_URL"}), paste this line, then follow the README's tour:
