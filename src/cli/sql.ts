@@ -12,7 +12,7 @@ export async function sqlCommand(statement: string | undefined, opts: { json?: b
       out(`psql "${url}"`);
       if (embedded)
         err(
-          "runproof: the embedded Postgres runs while npm start (or another command) does; npx runproof psql opens psql now",
+          "runproof: the embedded Postgres is up while npm start (or another runproof command) runs; npx runproof psql keeps it up for as long as psql runs",
         );
       return;
     }
