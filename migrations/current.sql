@@ -171,4 +171,13 @@ comment on column runproof.log_status.anchor_last_error is 'The first pending an
 --!include proof/run_proof.sql
 --!include proof/verify_all.sql
 
+-- Issue 16: hints name the CLI as it is called in a clone, `npx runproof ...` (hint texts only).
+--!include common/request.sql
+--!include api/tenants.sql
+--!include api/agents.sql
+--!include api/api_keys.sql
+--!include api/erasure.sql
+--!include execution/enqueue.sql
+--!include execution/cancel.sql
+
 --!include api/access.sql

@@ -71,7 +71,7 @@ export interface RunningServer {
 const RURU_DEFAULT_QUERY = `# RunProof GraphQL API.
 # Put your API key in the Headers tab below:
 #   {"Authorization": "Bearer rp_..."}
-# (create one with: runproof api-key create)
+# (create one with: npx runproof api-key create)
 
 query RecentRunsWithProof {
   runs(first: 10) {

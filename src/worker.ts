@@ -79,7 +79,10 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   };
 
   // Recover what dead workers left before taking new work, then keep doing it.
-  const sweep = async () => {
+  let stopped = false;
+  let sweeping: Promise<void> = Promise.resolve();
+  const sweep = () => (sweeping = stopped ? sweeping : sweepOnce());
+  const sweepOnce = async () => {
     try {
       await heartbeat();
       const {
@@ -116,7 +119,6 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   });
   logger.info({ process_id: processId, concurrency, skills: registry.names() }, "worker started");
 
-  let stopped = false;
   return {
     processId,
     registry,
@@ -125,6 +127,8 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      // A sweep under way finishes before the pool ends (else it fails: "pool after calling end").
+      await sweeping;
       // After a forceful runner.kill() the runner is already stopped; the rest still needs doing.
       await runner.stop().catch((e: Error) => {
         if (!/already stopped/i.test(e.message)) throw e;

@@ -207,7 +207,7 @@ test.serial("agent create and list; skills list", async (t) => {
   t.is(unknownSkill.code, 2);
   t.regex(
     unknownSkill.stderr,
-    /allowed_skills names unknown skills: teleport\n\s+hint: list skills with runproof skills list/,
+    /allowed_skills names unknown skills: teleport\n\s+hint: list skills with npx runproof skills list/,
   );
   const dup = await runCli(["agent", "create", "--tenant-id", tenant.id, "--name", "researcher"], { env });
   t.is(dup.code, 2);

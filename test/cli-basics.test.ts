@@ -116,6 +116,41 @@ test("usage errors exit 2 and say what is wrong", async (t) => {
   });
 });
 
+test("every usage error has the one documented form: runproof: <message>, then a hint", async (t) => {
+  const cases: [string[], string, string][] = [
+    [
+      ["frobnicate"],
+      "runproof: unknown command 'frobnicate'",
+      "  hint: npx runproof --help lists its commands",
+    ],
+    [
+      ["tenant", "list", "--bogus"],
+      "runproof: unknown option '--bogus'",
+      "  hint: npx runproof tenant list --help lists its options",
+    ],
+    [
+      ["proof", "verify"],
+      "runproof: missing required argument 'bundle-file'",
+      "  hint: npx runproof proof verify --help lists its options",
+    ],
+    [
+      ["runs", "get", "x"],
+      `runproof: command-argument value 'x' is invalid for argument 'run-id'. "x" is not a UUID.`,
+      "  hint: npx runproof runs get --help lists its options",
+    ],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli(args, { env: NO_DB })));
+  results.forEach((r, i) => {
+    t.is(r.code, 2, r.stderr);
+    t.is(r.stdout, "");
+    t.deepEqual(r.stderr.split("\n"), [cases[i][1], cases[i][2], ""], cases[i][0].join(" "));
+  });
+  // A usage error found by a command itself (not by commander's parser) has the same form.
+  const own = await runCli(["tenant", "retention", "00000000-0000-0000-0000-000000000000"], { env: NO_DB });
+  t.is(own.code, 2);
+  t.is(own.stderr, "runproof: pass --keep <interval> or --forever\n");
+});
+
 test("an unreachable database is an operational error (exit 1) with the reason", async (t) => {
   const r = await runCli(["tenant", "list"], {
     env: { DATABASE_URL: "postgres://nobody:x@127.0.0.1:1/nothing" },

@@ -26,7 +26,7 @@ test("run --wait without a worker gives up after --timeout; runproof worker then
   t.true(Date.now() - started < 20_000);
   t.regex(
     lonely.stdout,
-    /gave up waiting after 1 s; the run is (pending|planned) and carries on: runproof runs get/,
+    /gave up waiting after 1 s; the run is (pending|planned) and carries on: npx runproof runs get/,
   );
   t.regex(lonely.stderr, /timed out waiting for run/);
   const runId = lonely.stdout.match(/^run ([0-9a-f-]{36}) enqueued/m)![1];

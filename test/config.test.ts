@@ -30,6 +30,7 @@ test("defaults", (t) => {
     },
     port: 5678,
     logLevel: "info",
+    logFormat: "auto",
     graphql: {
       maxBodyBytes: 2097152,
       maxDepth: 12,
@@ -165,4 +166,11 @@ test("a worker cannot be declared stale between two of its own heartbeats", (t) 
   t.deepEqual(e.problems, [
     'RUNPROOF_STALE_WORKER_MS: must be greater than RUNPROOF_HEARTBEAT_MS (got "4000")',
   ]);
+});
+
+test("RUNPROOF_LOG_FORMAT is auto, json or pretty", (t) => {
+  t.is(loadConfig({ RUNPROOF_LOG_FORMAT: "json" }).logFormat, "json");
+  t.is(loadConfig({ RUNPROOF_LOG_FORMAT: "pretty" }).logFormat, "pretty");
+  const e = t.throws(() => loadConfig({ RUNPROOF_LOG_FORMAT: "xml" }), { instanceOf: ConfigError });
+  t.regex(e!.message, /RUNPROOF_LOG_FORMAT: must be one of auto, json, pretty \(got "xml"\)/);
 });

@@ -38,12 +38,12 @@ begin
     end if;
   end if;
   if not exists (select 1 from runproof.tenants t where t.id = v_tenant) then
-    raise exception 'tenant % not found', v_tenant using errcode = 'RPNFD', hint = 'create the tenant first (runproof tenant create)';
+    raise exception 'tenant % not found', v_tenant using errcode = 'RPNFD', hint = 'create the tenant first (npx runproof tenant create)';
   end if;
   select string_agg(s, ', ') into v_unknown from unnest(create_agent.allowed_skills) s
    where not exists (select 1 from runproof.skills k where k.name = s);
   if v_unknown is not null then
-    raise exception 'allowed_skills names unknown skills: %', v_unknown using errcode = 'RPSKL', hint = 'list skills with runproof skills list';
+    raise exception 'allowed_skills names unknown skills: %', v_unknown using errcode = 'RPSKL', hint = 'list skills with npx runproof skills list';
   end if;
   insert into runproof.agents (tenant_id, name, description, allowed_skills)
   values (v_tenant, btrim(create_agent.name), coalesce(create_agent.description, ''), create_agent.allowed_skills)

@@ -15,7 +15,7 @@ declare
   v_id uuid;
 begin
   if not exists (select 1 from runproof.tenants where id = p_tenant_id) then
-    raise exception 'tenant % not found', p_tenant_id using errcode = 'RPNFD', hint = 'create the tenant first (runproof tenant create)';
+    raise exception 'tenant % not found', p_tenant_id using errcode = 'RPNFD', hint = 'create the tenant first (npx runproof tenant create)';
   end if;
   if length(coalesce(p_label, '')) > 200 then
     raise exception 'API key label is % characters long; at most 200 are allowed', length(p_label)
@@ -23,7 +23,7 @@ begin
   end if;
   if p_expires_at is not null and p_expires_at <= now() then
     raise exception 'API key expiry % is not in the future', p_expires_at
-      using errcode = 'RPVAL', hint = 'pass a time after now, e.g. now() + interval ''30 days'' (runproof api-key create --expires-in 30d)';
+      using errcode = 'RPVAL', hint = 'pass a time after now, e.g. now() + interval ''30 days'' (npx runproof api-key create --expires-in 30d)';
   end if;
   insert into runproof_private.api_keys (tenant_id, key_hash, key_prefix, label, expires_at)
   values (p_tenant_id, sha256(convert_to(v_key, 'UTF8')), v_prefix, coalesce(p_label, ''), p_expires_at)
@@ -43,7 +43,7 @@ begin
   update runproof_private.api_keys set revoked_at = coalesce(revoked_at, now())
    where tenant_id = p_tenant_id and id = p_key_id;
   if not found then
-    raise exception 'API key % of tenant % not found', p_key_id, p_tenant_id using errcode = 'RPNFD', hint = 'list keys with runproof api-key list';
+    raise exception 'API key % of tenant % not found', p_key_id, p_tenant_id using errcode = 'RPNFD', hint = 'list keys with npx runproof api-key list';
   end if;
 end
 $$;
@@ -59,14 +59,14 @@ begin
   select k.tenant_id, k.revoked_at, k.expires_at into v from runproof_private.api_keys k
    where k.key_hash = sha256(convert_to(coalesce(p_api_key, ''), 'UTF8'));
   if not found then
-    raise exception 'invalid API key' using errcode = '28000', hint = 'send Authorization: Bearer <api key>; create a key with runproof api-key create';
+    raise exception 'invalid API key' using errcode = '28000', hint = 'send Authorization: Bearer <api key>; create a key with npx runproof api-key create';
   end if;
   if v.revoked_at is not null then
-    raise exception 'API key is revoked' using errcode = '28000', hint = 'create a new key with runproof api-key create';
+    raise exception 'API key is revoked' using errcode = '28000', hint = 'create a new key with npx runproof api-key create';
   end if;
   if v.expires_at is not null and v.expires_at <= now() then
     raise exception 'API key expired at %', to_char(v.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-      using errcode = 'RPKEX', hint = 'create a new key with runproof api-key create (--expires-in for another key that expires)';
+      using errcode = 'RPKEX', hint = 'create a new key with npx runproof api-key create (--expires-in for another key that expires)';
   end if;
   return v.tenant_id;
 end

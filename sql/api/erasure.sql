@@ -58,7 +58,7 @@ begin
   if erase_payloads.run_id is not null
      and not exists (select 1 from runproof.runs r where r.tenant_id = v_tenant and r.id = erase_payloads.run_id) then
     raise exception 'run % not found for tenant %', erase_payloads.run_id, v_tenant
-      using errcode = 'RPNFD', hint = 'check the run id (runproof runs list)';
+      using errcode = 'RPNFD', hint = 'check the run id (npx runproof runs list)';
   end if;
   select coalesce(jsonb_agg(jsonb_build_object('run_id', p.run_id, 'trace_id', p.trace_id, 'step_index', p.step_index)
                             order by p.run_id, p.trace_id, p.step_index), '[]')
@@ -89,7 +89,7 @@ begin
   end if;
   update runproof.tenants set payload_retention = p_retention where id = p_tenant_id returning * into v;
   if not found then
-    raise exception 'tenant % not found', p_tenant_id using errcode = 'RPNFD', hint = 'list tenants with runproof tenants list';
+    raise exception 'tenant % not found', p_tenant_id using errcode = 'RPNFD', hint = 'list tenants with npx runproof tenant list';
   end if;
   return v;
 end

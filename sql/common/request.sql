@@ -26,7 +26,7 @@ begin
     raise exception 'this request has no tenant' using errcode = '42501', hint = 'authenticate with an API key';
   end if;
   if p_tenant_id is null then
-    raise exception 'tenant_id is required' using errcode = 'RPVAL', hint = 'pass the tenant''s id (runproof tenant list)';
+    raise exception 'tenant_id is required' using errcode = 'RPVAL', hint = 'pass the tenant''s id (npx runproof tenant list)';
   end if;
   return p_tenant_id;
 end

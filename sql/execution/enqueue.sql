@@ -33,7 +33,7 @@ declare
   v_run runproof.runs;
 begin
   if not exists (select 1 from runproof.tenants t where t.id = v_tenant) then
-    raise exception 'tenant % not found', v_tenant using errcode = 'RPNFD', hint = 'create the tenant first (runproof tenant create)';
+    raise exception 'tenant % not found', v_tenant using errcode = 'RPNFD', hint = 'create the tenant first (npx runproof tenant create)';
   end if;
   if enqueue_run.idempotency_key is not null then
     if runproof_private.is_blank(enqueue_run.idempotency_key) or length(enqueue_run.idempotency_key) > 200 then
@@ -51,12 +51,12 @@ begin
     end if;
   end if;
   if enqueue_run.agent_id is null then
-    raise exception 'agent_id is required' using errcode = 'RPVAL', hint = 'pass one of the tenant''s agents (runproof agent list)';
+    raise exception 'agent_id is required' using errcode = 'RPVAL', hint = 'pass one of the tenant''s agents (npx runproof agent list)';
   end if;
   -- Another tenant's agent is reported exactly like a missing one: ids do not leak across tenants.
   if not exists (select 1 from runproof.agents a where a.tenant_id = v_tenant and a.id = enqueue_run.agent_id) then
     raise exception 'agent % not found for tenant %', enqueue_run.agent_id, v_tenant
-      using errcode = 'RPNFD', hint = 'pass one of the tenant''s agents (runproof agent list), or create one';
+      using errcode = 'RPNFD', hint = 'pass one of the tenant''s agents (npx runproof agent list), or create one';
   end if;
   if runproof_private.is_blank(enqueue_run.goal) then
     raise exception 'goal must not be blank' using errcode = 'RPVAL', hint = 'say what the run is for, e.g. ''fetch the status page''';

@@ -1,5 +1,8 @@
 #!/usr/bin/env -S node --import=tsx
-// The runproof command: only the wiring of commands, options and exit codes. The commands live
+// The runproof command: `npx runproof ...` in a clone (package.json "bin"; npx puts
+// node_modules/.bin first on PATH, so `node` above is the pinned Node 22 of the `node`
+// devDependency, and tsx runs this file in that one process); `npm start` is `npx runproof start`.
+// Only the wiring of commands, options and exit codes. The commands live
 // in src/cli/<command>.ts and are loaded on demand, so `proof verify` (offline) never loads any
 // database code. Every command that writes calls the same SQL functions the other interfaces
 // call (runproof.enqueue_run, ...): there is one creation path.
@@ -22,7 +25,6 @@ import {
 const program = new Command("runproof")
   .description("RunProof: a tamper-evident run ledger in Postgres")
   .usage("<command> [options]")
-  .showHelpAfterError("(add --help for usage)")
   // Options belong to the command they follow (`proof verify FILE --json` is verify's --json).
   .enablePositionalOptions()
   // Commander errors become exceptions, so usage errors get exit code 2 (see main below).
@@ -77,6 +79,23 @@ program
     "a read-only replica (streaming hot standby) for GraphQL queries; mutations and subscriptions stay on DATABASE_URL (default RUNPROOF_READ_DATABASE_URL)",
   )
   .action(async (opts) => (await import("../cli/serve.ts")).serveCommand(opts));
+
+program
+  .command("sql")
+  .description(
+    "run a SQL statement as the database owner and print its rows (no psql needed); without one, print a psql command line",
+  )
+  .argument("[statement]", 'e.g. "select * from runproof.verify_all()"')
+  .addOption(json())
+  .action(async (statement, opts) => (await import("../cli/sql.ts")).sqlCommand(statement, opts));
+
+program
+  .command("psql")
+  .description("open psql on the database (embedded unless DATABASE_URL); further arguments go to psql")
+  .argument("[psql-args...]", "passed to psql, e.g. -c 'select 1'")
+  .allowUnknownOption()
+  .passThroughOptions()
+  .action(async (args) => (await import("../cli/sql.ts")).psqlCommand(args));
 
 // ------------------------------------------------------------------------------------------
 // Tenants, API keys, agents, skills
@@ -133,7 +152,7 @@ apiKey
 apiKey
   .command("revoke")
   .description("revoke an API key: it authenticates nothing from then on")
-  .argument("<key-id>", "the key's id (runproof api-key list)", uuidArg)
+  .argument("<key-id>", "the key's id (npx runproof api-key list)", uuidArg)
   .addOption(tenantOpt(true))
   .addOption(json())
   .action(async (keyId, opts) => (await import("../cli/api-key.ts")).apiKeyRevoke(keyId, opts));
@@ -226,8 +245,29 @@ runs
   .addOption(tenantOpt(false, "only this tenant's runs"))
   .option("-s, --status <status>", "only runs with this status", runStatusArg)
   .option("-n, --limit <n>", "at most this many", positiveIntArg, 20)
-  .addOption(json())
+  .addOption(json().conflicts("quiet"))
+  .option("-q, --quiet", "print only the run ids, one a line: RUN_ID=$(npx runproof runs list -n 1 -q)")
   .action(async (opts) => (await import("../cli/runs.ts")).runsList(opts));
+runs
+  .command("wait")
+  .description(
+    "follow a run until it ends (as run --wait does), then print its proof; exit 0 only if it succeeded",
+  )
+  .argument("<run-id>", "the run", uuidArg)
+  .addOption(tenantOpt(false, "the run's tenant (found from the run id if omitted)"))
+  .option("--timeout <seconds>", "give up after this long (exit 1; the run carries on)", positiveIntArg)
+  .addOption(json())
+  .addHelpText(
+    "after",
+    `
+With --json, {run, proof} on stdout at the end and the live lines on stderr.`,
+  )
+  .action(async (runId, opts) =>
+    (await import("../cli/runs.ts")).runsWait(runId, {
+      ...opts,
+      timeout: opts.timeout === undefined ? undefined : opts.timeout * 1000,
+    }),
+  );
 
 // ------------------------------------------------------------------------------------------
 // Proofs
@@ -375,12 +415,31 @@ program
   .option("--out-dir <dir>", "where to write the bundles (default: a new temporary directory)")
   .action(async (opts) => (await import("../cli/demo.ts")).demoCommand(opts));
 
-// The exit codes in every command's help.
+let commanderPrinted = false;
+
+// The exit codes in every command's help, and commander's own errors (unknown option, missing
+// argument, ...) in the one form every error has: `runproof: <message>` and a hint line.
 (function addExitCodes(cmd: Command) {
   const offline = cmd.name() === "verify" && cmd.parent?.name() === "proof";
   cmd.addHelpText("after", offline ? OFFLINE_HELP : EXIT_CODES_HELP);
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  const help = `npx ${names.join(" ")} --help`;
+  cmd.configureOutput({
+    outputError: (message, write) => {
+      commanderPrinted = true;
+      write(
+        `${usageMessage(message)}\n  hint: ${help} lists ${cmd.commands.length ? "its commands" : "its options"}\n`,
+      );
+    },
+  });
   for (const sub of cmd.commands) addExitCodes(sub);
 })(program);
+
+/** "error: unknown option '--x'\n" → "runproof: unknown option '--x'". */
+function usageMessage(message: string): string {
+  return `runproof: ${message.trim().replace(/^error: /, "")}`;
+}
 
 async function main(argv: string[]): Promise<number> {
   try {
@@ -388,7 +447,9 @@ async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === "number" ? process.exitCode : EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // Help and version exit 0; everything else commander rejects is a usage error (it printed why).
+      // Help and version exit 0; everything else commander rejects is a usage error. Commander
+      // printed why when it rejected the command line; an action's own InvalidArgumentError not.
+      if (e.exitCode !== 0 && !commanderPrinted) process.stderr.write(`${usageMessage(e.message)}\n`);
       return e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
     process.stderr.write(`runproof: ${describeError(e)}\n`);

@@ -35,7 +35,7 @@ export async function agentCreate(opts: {
         ]),
       );
       out(
-        `next: runproof run --tenant-id ${a.tenant_id} --agent ${a.name} --goal "wait 1 s, then remember color = blue" --wait`,
+        `next: npx runproof run --tenant-id ${a.tenant_id} --agent ${a.name} --goal "wait 1 s, then remember color = blue" --wait`,
       );
     },
     { skills: true },
@@ -52,7 +52,8 @@ export async function agentList(opts: { tenantId: string; json?: boolean }): Pro
       [opts.tenantId],
     );
     if (opts.json) return printJson(rows);
-    if (!rows.length) return out(`no agents: runproof agent create --tenant-id ${opts.tenantId} --name NAME`);
+    if (!rows.length)
+      return out(`no agents: npx runproof agent create --tenant-id ${opts.tenantId} --name NAME`);
     out(
       table(
         ["id", "name", "allowed skills", "runs", "created", "description"],

@@ -43,7 +43,7 @@ export async function apiKeyCreate(opts: {
       ]),
     );
     out(
-      `use it as: Authorization: Bearer ${k.key_prefix}_…   revoke it with: runproof api-key revoke --tenant-id ${opts.tenantId} ${k.key_id}`,
+      `use it as: Authorization: Bearer ${k.key_prefix}_…   revoke it with: npx runproof api-key revoke --tenant-id ${opts.tenantId} ${k.key_id}`,
     );
   });
 }
@@ -60,7 +60,7 @@ export async function apiKeyRevoke(keyId: string, opts: { tenantId: string; json
     if (!k)
       throw notFound(
         `API key ${keyId} of tenant ${opts.tenantId} not found`,
-        `list keys with: runproof api-key list --tenant-id ${opts.tenantId}`,
+        `list keys with: npx runproof api-key list --tenant-id ${opts.tenantId}`,
       );
     await pool.query(`select runproof_private.revoke_api_key($1, $2)`, [opts.tenantId, keyId]);
     const {
@@ -86,7 +86,7 @@ export async function apiKeyList(opts: { tenantId: string; json?: boolean }): Pr
       [opts.tenantId],
     );
     if (opts.json) return printJson(rows);
-    if (!rows.length) return out(`no API keys: runproof api-key create --tenant-id ${opts.tenantId}`);
+    if (!rows.length) return out(`no API keys: npx runproof api-key create --tenant-id ${opts.tenantId}`);
     out(
       table(
         ["key id", "prefix", "label", "created", "expires", "revoked"],

@@ -341,7 +341,7 @@ export async function requireTenant(pool: pg.Pool, tenantId: string): Promise<{ 
   const {
     rows: [t],
   } = await pool.query(`select id, name from runproof.tenants where id = $1`, [tenantId]);
-  if (!t) throw notFound(`tenant ${tenantId} not found`, "list tenants with: runproof tenant list");
+  if (!t) throw notFound(`tenant ${tenantId} not found`, "list tenants with: npx runproof tenant list");
   return t;
 }
 
@@ -355,7 +355,7 @@ export async function tenantOfRun(pool: pg.Pool, runId: string, tenantId?: strin
     `select tenant_id from runproof.runs where id = $1 union select tenant_id from runproof.traces where run_id = $1`,
     [runId],
   );
-  if (rows.length === 0) throw notFound(`run ${runId} not found`, "list runs with: runproof runs list");
+  if (rows.length === 0) throw notFound(`run ${runId} not found`, "list runs with: npx runproof runs list");
   if (rows.length > 1) {
     throw usageError(
       `run id ${runId} appears under ${rows.length} tenants`,
@@ -365,15 +365,14 @@ export async function tenantOfRun(pool: pg.Pool, runId: string, tenantId?: strin
   return rows[0].tenant_id;
 }
 
-/** Resolves after SIGINT or SIGTERM (the name of the signal). */
+/**
+ * Resolves after SIGINT or SIGTERM (the name of the signal). The handlers stay installed, so a
+ * repeated signal (npm passes the terminal's Ctrl-C on a second time) does not cut the caller's
+ * shutdown short; the process exits once the caller has stopped everything.
+ */
 export function waitForSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    const on = (s: NodeJS.Signals) => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
-      resolve(s);
-    };
-    process.on("SIGINT", on);
-    process.on("SIGTERM", on);
+    process.on("SIGINT", resolve);
+    process.on("SIGTERM", resolve);
   });
 }

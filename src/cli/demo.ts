@@ -248,8 +248,8 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
         say(
           `the earlier bundle still verifies (root ${offlineBefore.root_hash?.slice(0, 16)}…): it is the evidence of what step 1 said.`,
         );
-        say(`check them yourself: runproof proof verify ${beforeFile}`);
-        say(`                     runproof proof verify ${afterFile}`);
+        say(`check them yourself: npx runproof proof verify ${beforeFile}`);
+        say(`                     npx runproof proof verify ${afterFile}`);
         if (
           offlineAfter.verification_status !== "TAMPERED" ||
           offlineAfter.first_bad_step_index !== after.first_bad_step_index
@@ -260,7 +260,7 @@ export async function demoCommand(opts: { pauseMs: number; outDir?: string }): P
         }
         out();
         out(
-          `Done. The tampered run ${run.id} stays in this database on purpose: runproof verify-all reports it.`,
+          `Done. The tampered run ${run.id} stays in this database on purpose: npx runproof verify-all reports it.`,
         );
       } finally {
         await cleanup();

@@ -31,7 +31,7 @@ export async function proofVerify(
   } catch (e) {
     throw usageError(
       `cannot read the bundle ${file}: ${(e as Error).message}`,
-      "export one with: runproof proof export RUN_ID -o bundle.json",
+      "export one with: npx runproof proof export RUN_ID -o bundle.json",
     );
   }
   let proof: OfflineProof;

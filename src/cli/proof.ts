@@ -73,7 +73,7 @@ export async function proofExport(
     if (!exists) {
       throw notFound(
         `run ${runId} not found for tenant ${tenantId}`,
-        "a bundle needs the run row; runproof proof shows what is left of it",
+        "a bundle needs the run row; npx runproof proof shows what is left of it",
       );
     }
     const bundle = await exportBundle(pool, tenantId, runId, { consistencyFrom: opts.consistencyFrom });
@@ -87,6 +87,6 @@ export async function proofExport(
     process.stderr.write(
       `wrote ${opts.output}: run ${runId}, ${bundle.traces.length} trace(s), ${steps} step(s); the database said ${String(bundle.database_proof.verification_status)}\n`,
     );
-    process.stderr.write(`check it anywhere, without a database: runproof proof verify ${opts.output}\n`);
+    process.stderr.write(`check it anywhere, without a database: npx runproof proof verify ${opts.output}\n`);
   });
 }

@@ -74,7 +74,7 @@ export async function runCommand(opts: RunOptions): Promise<void> {
           out(
             `run ${run.id} already exists for idempotency key ${opts.idempotencyKey} (${run.status}); nothing new was enqueued`,
           );
-        out(`follow it: runproof runs get ${run.id}    prove it: runproof proof ${run.id}`);
+        out(`follow it: npx runproof runs get ${run.id}    prove it: npx runproof proof ${run.id}`);
         return;
       }
 
@@ -164,7 +164,7 @@ export async function resolveAgent(pool: pg.Pool, tenantId: string, agent: strin
   if (!rows.length)
     throw notFound(
       `agent ${agent} not found for tenant ${tenantId}`,
-      `list agents with: runproof agent list --tenant-id ${tenantId}`,
+      `list agents with: npx runproof agent list --tenant-id ${tenantId}`,
     );
   return rows[0].id;
 }
@@ -273,7 +273,7 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
   try {
     for (;;) {
       if (interrupted) {
-        line(`stopped following run ${o.runId}; it carries on: runproof runs get ${o.runId}`);
+        line(`stopped following run ${o.runId}; it carries on: npx runproof runs get ${o.runId}`);
         throw new CliError("interrupted", 130);
       }
       notified = false;
@@ -340,12 +340,12 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
       ) {
         hinted = true;
         line(
-          `  still ${run.status} after ${Math.round((Date.now() - lastProgressAt) / 1000)} s: is a worker running? (runproof worker, or runproof start)`,
+          `  still ${run.status} after ${Math.round((Date.now() - lastProgressAt) / 1000)} s: is a worker running? (npx runproof worker, or npx runproof start)`,
         );
       }
       if (o.timeoutMs !== undefined && Date.now() - started > o.timeoutMs) {
         line(
-          `gave up waiting after ${o.timeoutMs / 1000} s; the run is ${run.status} and carries on: runproof runs get ${run.id}`,
+          `gave up waiting after ${o.timeoutMs / 1000} s; the run is ${run.status} and carries on: npx runproof runs get ${run.id}`,
         );
         throw new CliError(`timed out waiting for run ${run.id}`, EXIT.ERROR);
       }

@@ -1,5 +1,7 @@
-// runproof runs get | list
+// npx runproof runs get | list | wait
 import {
+  EXIT,
+  err,
   fmtCents,
   fmtMs,
   kvTable,
@@ -28,7 +30,10 @@ export async function runsGet(runId: string, opts: { tenantId?: string; json?: b
       [tenantId, runId],
     );
     if (!run)
-      throw notFound(`run ${runId} not found for tenant ${tenantId}`, "list runs with: runproof runs list");
+      throw notFound(
+        `run ${runId} not found for tenant ${tenantId}`,
+        "list runs with: npx runproof runs list",
+      );
     const { rows: traces } = await pool.query(
       `select attempt, id, status, step_count, encode(root_hash, 'hex') as root_hash, started_at, completed_at, archived_at, metadata
          from runproof.traces where tenant_id = $1 and run_id = $2 order by attempt, id`,
@@ -145,7 +150,7 @@ export async function runsGet(runId: string, opts: { tenantId?: string; json?: b
         ),
       );
     out();
-    out(`prove it: runproof proof ${run.id}`);
+    out(`prove it: npx runproof proof ${run.id}`);
   });
 }
 
@@ -154,6 +159,7 @@ export async function runsList(opts: {
   status?: string;
   limit: number;
   json?: boolean;
+  quiet?: boolean;
 }): Promise<void> {
   await withDatabase(async ({ pool }) => {
     const { rows } = await pool.query(
@@ -169,8 +175,13 @@ export async function runsList(opts: {
       [opts.tenantId ?? null, opts.status ?? null, opts.limit],
     );
     if (opts.json) return printJson(rows);
+    // Only the ids, one a line, for the shell: RUN_ID=$(npx runproof runs list --limit 1 -q)
+    if (opts.quiet) {
+      if (rows.length) out(rows.map((r) => r.id).join("\n"));
+      return;
+    }
     if (!rows.length)
-      return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: runproof run --help"}`);
+      return out(`no runs${opts.tenantId || opts.status ? " match" : " yet: npx runproof run --help"}`);
     out(
       table(
         ["run id", "tenant", "agent", "status", "steps", "attempts", "cost", "created", "goal"],
@@ -187,5 +198,48 @@ export async function runsList(opts: {
         ]),
       ),
     );
+  });
+}
+
+/**
+ * runs wait: follows a run that already exists (enqueued from psql, GraphQL or another terminal)
+ * until it reaches a final status, printing its steps as `run --wait` does, then its proof.
+ * Exit 0 if it succeeded, 1 otherwise (or after --timeout).
+ */
+export async function runsWait(
+  runId: string,
+  opts: { tenantId?: string; timeout?: number; json?: boolean },
+): Promise<void> {
+  const { default: pg } = await import("pg");
+  const { watchRun, printProofSummary } = await import("./run.ts");
+  await withDatabase(async ({ pool, url }) => {
+    const tenantId = await tenantOfRun(pool, runId, opts.tenantId);
+    const { rowCount } = await pool.query(`select 1 from runproof.runs where tenant_id = $1 and id = $2`, [
+      tenantId,
+      runId,
+    ]);
+    if (!rowCount)
+      throw notFound(
+        `run ${runId} not found for tenant ${tenantId}`,
+        "list runs with: npx runproof runs list",
+      );
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    client.on("error", () => {});
+    try {
+      // LISTEN before the first read (watchRun reads the rows first), so nothing is missed.
+      await client.query(`listen ${client.escapeIdentifier(`runproof:run:${runId}`)}`);
+      const log = opts.json ? err : out;
+      log(`waiting for run ${runId} (LISTEN runproof:run:${runId})`);
+      const final = await watchRun({ pool, client, tenantId, runId, print: log, timeoutMs: opts.timeout });
+      const {
+        rows: [proof],
+      } = await pool.query(`select * from runproof.run_proof($1, $2)`, [tenantId, runId]);
+      if (opts.json) printJson({ run: final, proof });
+      else printProofSummary(proof, out);
+      if (final.status !== "succeeded") process.exitCode = EXIT.ERROR;
+    } finally {
+      await client.end().catch(() => {});
+    }
   });
 }

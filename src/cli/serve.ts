@@ -18,7 +18,7 @@ export async function serveCommand(opts: { port?: number; host?: string; readUrl
     });
     out(`GraphQL: ${server.url}`);
     err(
-      "send Authorization: Bearer <api key> (runproof api-key create); open the URL in a browser for the explorer; Ctrl-C to stop",
+      "send Authorization: Bearer <api key> (npx runproof api-key create); open the URL in a browser for the explorer; Ctrl-C to stop",
     );
     const signal = await waitForSignal();
     err(`${signal}: stopping the GraphQL server`);

@@ -23,8 +23,8 @@ export async function tenantCreate(
         ["created", t.created_at],
       ]),
     );
-    out(`next: runproof api-key create --tenant-id ${t.id}`);
-    out(`      runproof agent create --tenant-id ${t.id} --name my-agent`);
+    out(`next: npx runproof api-key create --tenant-id ${t.id}`);
+    out(`      npx runproof agent create --tenant-id ${t.id} --name my-agent`);
   });
 }
 
@@ -39,7 +39,7 @@ export async function tenantList(opts: { json?: boolean }): Promise<void> {
          from runproof.tenants t order by t.created_at, t.name`,
     );
     if (opts.json) return printJson(rows);
-    if (!rows.length) return out("no tenants yet: runproof tenant create NAME");
+    if (!rows.length) return out("no tenants yet: npx runproof tenant create NAME");
     out(
       table(
         ["id", "name", "daily budget (¢)", "agents", "runs", "active keys", "created"],

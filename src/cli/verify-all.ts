@@ -200,7 +200,7 @@ export async function verifyAll(opts: {
             ]),
           ),
         );
-        err("details of one run: runproof proof RUN_ID, runproof runs get RUN_ID");
+        err("details of one run: npx runproof proof RUN_ID, npx runproof runs get RUN_ID");
       }
       if (opts.against) {
         out(

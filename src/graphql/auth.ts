@@ -49,7 +49,7 @@ export function bearerKey(
     return {
       error: failure(
         "Authentication required",
-        "send the header Authorization: Bearer <api key>; create a key with runproof api-key create",
+        "send the header Authorization: Bearer <api key>; create a key with npx runproof api-key create",
       ),
     };
   }
@@ -58,7 +58,7 @@ export function bearerKey(
     return {
       error: failure(
         "Malformed Authorization header",
-        "send the header Authorization: Bearer <api key>; create a key with runproof api-key create",
+        "send the header Authorization: Bearer <api key>; create a key with npx runproof api-key create",
       ),
     };
   }
@@ -115,7 +115,7 @@ export class ApiKeyAuthenticator {
           ok: false,
           error: failure(
             capitalize(pgError.message),
-            pgError.hint ?? "create a new key with runproof api-key create",
+            pgError.hint ?? "create a new key with npx runproof api-key create",
             pgError.code === "RPKEX" ? "API_KEY_EXPIRED" : "UNAUTHENTICATED",
           ),
         };

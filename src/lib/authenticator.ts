@@ -6,11 +6,12 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
-import { REPO_ROOT } from "./database.ts";
+import { dataRoot } from "./database.ts";
 
 export const AUTHENTICATOR_ROLE = "runproof_authenticator";
 export const AUTHENTICATOR_PASSWORD_ENV = "RUNPROOF_AUTHENTICATOR_PASSWORD";
-export const AUTHENTICATOR_PASSWORD_FILE = path.join(REPO_ROOT, ".data", "authenticator.password");
+/** <data dir>/authenticator.password (RUNPROOF_DATA_DIR, else <repo>/.data). */
+export const authenticatorPasswordFile = () => path.join(dataRoot(), "authenticator.password");
 
 // 28P01 invalid_password; 28000 invalid_authorization_specification (e.g. the role
 // cannot log in, or pg_hba has no password entry it could use).
@@ -21,7 +22,7 @@ const AUTH_ERROR_CODES = new Set(["28P01", "28000"]);
  * returns its connection string (same server and database as ownerUrl).
  *
  * The password comes from RUNPROOF_AUTHENTICATOR_PASSWORD, else from
- * <repo>/.data/authenticator.password (created once with a random value). If
+ * <data dir>/authenticator.password (created once with a random value). If
  * the role cannot log in with it, the owner sets it (ALTER ROLE ... LOGIN
  * PASSWORD) and we try again.
  */
@@ -39,7 +40,9 @@ export async function ensureAuthenticator(
   if (first === true) return authUrl;
   if (!AUTH_ERROR_CODES.has(first.code ?? "")) throw first;
 
-  opts.log?.(`${AUTHENTICATOR_ROLE} cannot log in (${first.message}); setting its password`);
+  // Expected on a new database (the role is created without a password) or a new password: a set-up
+  // step, not a failure.
+  opts.log?.(`setting the login password of ${AUTHENTICATOR_ROLE} (the role GraphQL connects as)`);
   const owner = new pg.Client({ connectionString: ownerUrl });
   await owner.connect();
   let setError: (Error & { code?: string }) | undefined;
@@ -112,7 +115,7 @@ async function tryConnect(url: string): Promise<true | (Error & { code?: string 
   }
 }
 
-async function authenticatorPassword(file = AUTHENTICATOR_PASSWORD_FILE): Promise<string> {
+async function authenticatorPassword(file = authenticatorPasswordFile()): Promise<string> {
   const fromEnv = process.env[AUTHENTICATOR_PASSWORD_ENV]?.trim();
   if (fromEnv) return fromEnv;
   try {

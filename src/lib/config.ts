@@ -25,6 +25,8 @@ export interface Config {
   checkpoint: CheckpointConfig;
   port: number;
   logLevel: LogLevel;
+  /** "auto": human-readable on a terminal, JSON lines otherwise. */
+  logFormat: LogFormat;
   graphql: GraphQLConfig;
 }
 
@@ -77,6 +79,8 @@ export interface GraphQLConfig {
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 const int = (def: number, min: number, max: number) =>
   z.coerce
@@ -186,6 +190,9 @@ export const configSchema = z
     RUNPROOF_LOG_LEVEL: z
       .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` })
       .default("info"),
+    RUNPROOF_LOG_FORMAT: z
+      .enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(", ")}` })
+      .default("auto"),
   })
   .transform(
     (e): Config => ({
@@ -215,6 +222,7 @@ export const configSchema = z
       },
       port: e.RUNPROOF_PORT,
       logLevel: e.RUNPROOF_LOG_LEVEL,
+      logFormat: e.RUNPROOF_LOG_FORMAT,
       graphql: {
         maxBodyBytes: e.RUNPROOF_GRAPHQL_MAX_BODY_BYTES,
         maxDepth: e.RUNPROOF_GRAPHQL_MAX_DEPTH,

@@ -1,12 +1,31 @@
 // Decides which Postgres the app talks to: an explicit DATABASE_URL, or else
-// a persistent embedded cluster under <repo>/.data/pg (zero-setup dev).
+// a persistent embedded cluster under <repo>/.data/pg (RUNPROOF_DATA_DIR/pg; zero-setup dev).
 import path from "node:path";
 import pg from "pg";
 import { startEmbeddedPostgres } from "./embedded.ts";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
 export const DEFAULT_DB_NAME = "runproof";
-const DEFAULT_EMBEDDED_PORT = 54329; // off 5432 so it never fights a system Postgres
+export const DEFAULT_EMBEDDED_PORT = 54329; // off 5432 so it never fights a system Postgres
+
+/** Where the embedded cluster (pg/) and the generated passwords live: RUNPROOF_DATA_DIR, else <repo>/.data. */
+export function dataRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RUNPROOF_DATA_DIR?.trim()
+    ? path.resolve(env.RUNPROOF_DATA_DIR.trim())
+    : path.join(REPO_ROOT, ".data");
+}
+
+/** The embedded cluster's data directory. */
+export const embeddedDataDir = (env: NodeJS.ProcessEnv = process.env) => path.join(dataRoot(env), "pg");
+
+/** The embedded Postgres port: RUNPROOF_PG_PORT, else 54329. */
+export function embeddedPort(env: NodeJS.ProcessEnv = process.env): number {
+  const port = Number(env.RUNPROOF_PG_PORT || DEFAULT_EMBEDDED_PORT);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new Error(`RUNPROOF_PG_PORT is not a valid port: ${env.RUNPROOF_PG_PORT}`);
+  }
+  return port;
+}
 
 export interface ResolvedDatabase {
   url: string;
@@ -35,12 +54,10 @@ export async function resolveDatabase(opts: { log?: (m: string) => void } = {}):
     };
   }
 
-  const port = Number(process.env.RUNPROOF_PG_PORT || DEFAULT_EMBEDDED_PORT);
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new Error(`RUNPROOF_PG_PORT is not a valid port: ${process.env.RUNPROOF_PG_PORT}`);
-  }
-  const dataDir = path.join(REPO_ROOT, ".data", "pg");
-  log(`Using embedded Postgres (data: ${path.relative(REPO_ROOT, dataDir)}, port ${port})`);
+  const port = embeddedPort();
+  const dataDir = embeddedDataDir();
+  const shown = path.relative(process.cwd(), dataDir);
+  log(`using the embedded Postgres (data ${shown.startsWith("..") ? dataDir : shown}, port ${port})`);
   const server = await startEmbeddedPostgres({ dataDir, port, persistent: true });
   try {
     await createDatabaseIfMissing(server.rootUrl, DEFAULT_DB_NAME);

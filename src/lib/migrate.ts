@@ -347,7 +347,7 @@ function translatePrivilegeError(err: unknown, f: Facts, dbName: string): unknow
   );
 }
 
-/** Whether migrations/current.sql holds a change (anything but comments and white space). */
+/** Whether migrations/current.sql holds a change (anything but comments and white space; an `--!include` line is a change). */
 export async function currentMigrationText(): Promise<string | null> {
   let text: string;
   try {
@@ -355,7 +355,7 @@ export async function currentMigrationText(): Promise<string | null> {
   } catch {
     return null;
   }
-  const meaningful = text.replace(/--[^\n]*/g, "").trim();
+  const meaningful = text.replace(/--(?!!\s*include\b)[^\n]*/g, "").trim();
   return meaningful ? text : null;
 }
 
