@@ -178,7 +178,14 @@ if (!chromium) {
       const text = await waitForText(page, /VERIFIED/, 60_000);
       t.regex(text, /succeeded/);
       t.regex(text, /4 of 4 plan steps/);
-      t.is(await page.$$eval("svg.timeline rect", (r) => r.length), 4);
+      t.is(await page.$eval("svg.timeline", (s) => s.getAttribute("data-steps")), "4");
+      t.is(
+        await page.$eval(
+          "svg.timeline .bars.status-succeeded",
+          (p) => (p.getAttribute("d") ?? "").split("z").length - 1,
+        ),
+        4,
+      );
       t.is((await waitForRun(db.pool, runId)).status, "succeeded");
     } finally {
       await worker.stop();

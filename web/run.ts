@@ -117,7 +117,7 @@ const PROOF_QUERY = `query RunProof($id: UUID!) {
 const STEP_FIELDS = `stepIndex planStep skill status policyDecision startedAt finishedAt durationMs costCents prevHash stepHash`;
 const stepsQuery = (offsets: number[]) => `query Steps($trace: UUID!) {
   trace(id: $trace) {
-    ${offsets.map((o, i) => `p${i}: steps(first: ${PAGE}, offset: ${o}) { nodes { ${STEP_FIELDS} } }`).join("\n    ")}
+    ${pagesOf(offsets)}
   }
 }`;
 const STEP_DETAIL = `query StepDetail($trace: UUID!, $index: Int!) {
@@ -131,6 +131,17 @@ const STEP_DETAIL = `query StepDetail($trace: UUID!, $index: Int!) {
     }
   }
 }`;
+const pagesOf = (offsets: number[]) =>
+  offsets
+    .map((o, i) => `p${i}: steps(first: ${PAGE}, offset: ${o}) { nodes { ${STEP_FIELDS} } }`)
+    .join("\n    ");
+/** The run with the first 1,000 steps of its last attempt: one request for the first view. */
+const RUN_WITH_STEPS_QUERY = RUN_QUERY.replace(
+  "    incidents(",
+  `    lastTrace: traces(last: 1) { nodes { id attempt ${pagesOf(
+    Array.from({ length: PAGES_PER_REQUEST }, (_, i) => i * PAGE),
+  )} } }\n    incidents(`,
+);
 const BUNDLE_QUERY = `query RunBundle($id: UUID!) { run(id: $id) { id bundle } }`;
 const CANCEL = `mutation Cancel($id: UUID!) { cancelRun(input: { runId: $id, reason: "cancelled from the web explorer" }) { run { id status } } }`;
 const FOLLOW = `subscription Follow($id: UUID!) { runUpdated(runId: $id) { event status nextPlanStep stepIndex stepStatus } }`;
@@ -177,14 +188,27 @@ export function RunPage({ api, runId }: { api: Api; runId: string }) {
       (e) => setProofError(e),
     );
 
-  const load = async (): Promise<RunDetail | null> => {
+  type PagedTrace = { id: string; attempt: number } & Record<
+    string,
+    { nodes: Omit<Step, "traceId" | "attempt">[] }
+  >;
+  const load = async (first = false): Promise<RunDetail | null> => {
     try {
-      const d = await api.request<{ run: RunDetail | null }>(RUN_QUERY, { id: runId });
+      const d = await api.request<{ run: (RunDetail & { lastTrace?: { nodes: PagedTrace[] } }) | null }>(
+        first ? RUN_WITH_STEPS_QUERY : RUN_QUERY,
+        { id: runId },
+      );
       setRun(d.run);
       setError(null);
       if (!d.run) return null;
-      // Fetch what is new in each trace (everything the first time).
-      const known = stepsRef.current;
+      // Fetch what is new in each trace (everything the first time, less what came with the run).
+      const known = { ...stepsRef.current };
+      for (const t of d.run.lastTrace?.nodes ?? []) {
+        const got: Step[] = [];
+        for (let i = 0; i < PAGES_PER_REQUEST; i++)
+          for (const s of t[`p${i}`]?.nodes ?? []) got.push({ ...s, traceId: t.id, attempt: t.attempt });
+        known[t.id] = got;
+      }
       const fresh = await Promise.all(
         d.run.traces.nodes.map(async (t) => {
           const have = known[t.id] ?? [];
@@ -205,7 +229,8 @@ export function RunPage({ api, runId }: { api: Api; runId: string }) {
     let stop: (() => void) | null = null;
     let timer: ReturnType<typeof setTimeout> | null = null;
     let closed = false;
-    void load().then((r) => {
+    // The proof after the run and its steps: both run in the database, the steps are shown first.
+    void load(true).then((r) => {
       void loadProof();
       if (!r || r.isFinished || closed) return;
       setLive("following");
