@@ -139,7 +139,10 @@ if (!chromium) {
       await signIn(page, base, a.apiKey);
       await page.waitForSelector(`tr[data-run-id="${tampered}"] .verdict-tampered`);
       const rows = await page.$$eval("table.runs tbody tr", (trs) =>
-        trs.map((tr) => ({ id: tr.getAttribute("data-run-id"), text: (tr as HTMLElement).innerText })),
+        trs.map((tr) => ({
+          id: tr.getAttribute("data-run-id"),
+          text: (tr.textContent ?? "").replace(/\s+/g, " "),
+        })),
       );
       t.deepEqual(rows.map((r) => r.id).sort(), [...done, tampered].sort());
       t.false(rows.some((r) => r.id === foreign));
@@ -409,7 +412,7 @@ if (!chromium) {
         return {
           id: el?.id ?? "",
           tag: el?.tagName ?? "",
-          text: el?.innerText ?? "",
+          text: (el?.textContent ?? "").trim(),
           href: el?.getAttribute("href") ?? "",
         };
       });

@@ -45,14 +45,16 @@ export async function signIn(page: Page, baseUrl: string, apiKey: string, hash =
   await page.waitForSelector("[data-testid=tenant-name]");
 }
 
-/** Text content of the page's main element. */
-export const mainText = (page: Page) => page.$eval("main", (m) => (m as HTMLElement).innerText);
+/** Text content of the page's main element, white space collapsed. */
+export const mainText = (page: Page) => page.$eval("main", (m) => (m.textContent ?? "").replace(/\s+/g, " "));
 
 /** Waits until the main element's text matches. */
 export async function waitForText(page: Page, pattern: RegExp, timeout = 30_000): Promise<string> {
   await page.waitForFunction(
     (source: string, flags: string) =>
-      new RegExp(source, flags).test((document.querySelector("main") as HTMLElement | null)?.innerText ?? ""),
+      new RegExp(source, flags).test(
+        (document.querySelector("main")?.textContent ?? "").replace(/\s+/g, " "),
+      ),
     { timeout, polling: 100 },
     pattern.source,
     pattern.flags,
