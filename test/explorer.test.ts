@@ -196,6 +196,28 @@ if (!chromium) {
     await page.close();
   });
 
+  test.serial("a run that has not started is cancelled from its page", async (t) => {
+    const runId = await enqueue(db.pool, a, "cancel me", {
+      version: 1,
+      steps: [{ skill: "noop", input: {} }],
+    });
+    const page = await newPage();
+    await signIn(page, base, a.apiKey, `#/runs/${runId}`);
+    await waitForText(page, /cancel me/);
+    const button = await page.waitForSelector("xpath/.//button[contains(., 'Cancel run')]");
+    await button!.click();
+    const text = await waitForText(page, /cancelled from the web explorer/);
+    t.regex(text, /cancelled/);
+    t.is(
+      await page.$("xpath/.//button[contains(., 'Cancel run')]"),
+      null,
+      "no cancel button once it is final",
+    );
+    const { rows } = await db.pool.query(`select status, error from runproof.runs where id = $1`, [runId]);
+    t.deepEqual(rows[0], { status: "cancelled", error: "cancelled from the web explorer" });
+    await page.close();
+  });
+
   test.serial("a tampered run is shown TAMPERED, its first bad step highlighted", async (t) => {
     const page = await newPage();
     await signIn(page, base, a.apiKey, `#/runs/${tampered}`);

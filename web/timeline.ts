@@ -3,7 +3,8 @@
 // elements however many steps), so a 1,000-step trace renders in a few milliseconds.
 // The bars are a picture (role img) for screen readers; the step table below is the accessible,
 // keyboard-operable list of the same steps.
-import { html } from "./ui.ts";
+import { useState } from "preact/hooks";
+import { duration, html } from "./ui.ts";
 
 export interface TimelineStep {
   traceId: string;
@@ -33,6 +34,7 @@ export function Timeline({
   bad: string | null;
   onSelect: (key: string) => void;
 }) {
+  const [hover, setHover] = useState<number | null>(null);
   if (steps.length === 0) return html`<p class="note">No steps recorded yet.</p>`;
   let t0 = Number.POSITIVE_INFINITY;
   let t1 = Number.NEGATIVE_INFINITY;
@@ -73,19 +75,31 @@ export function Timeline({
     const r = rectOf(i);
     return html`<rect class=${cls} data-key=${key} x=${r.x} y=${r.y} width=${r.w} height=${r.h} />`;
   };
-  const pick = (e: MouseEvent) => {
+  const indexAt = (e: MouseEvent) => {
     const box = (e.currentTarget as SVGSVGElement).getBoundingClientRect();
     const i = Math.floor(((e.clientY - box.top) / box.height) * steps.length);
-    const key = keys[Math.min(steps.length - 1, Math.max(0, i))];
+    return Math.min(steps.length - 1, Math.max(0, i));
+  };
+  const pick = (e: MouseEvent) => {
+    const key = keys[indexAt(e)];
     if (key) onSelect(key);
   };
+  const h = hover === null ? null : steps[hover];
   const summary = `Timeline of ${steps.length} steps over ${Math.round(span)} ms: ${
     steps.filter((s) => s.status === "succeeded").length
   } succeeded, ${steps.filter((s) => s.status === "failed").length} failed, ${
     steps.filter((s) => s.status === "denied").length
   } denied${bad ? `; first bad step ${bad.split(":")[1]}` : ""}`;
   return html`<div class="timeline-wrap" tabindex="0" role="region" aria-label="Step timeline (scrolls)">
-    <div class="axis" aria-hidden="true"><span>0 ms</span><span>${Math.round(span)} ms</span></div>
+    <div class="axis" aria-hidden="true">
+      <span>0 ms</span>
+      <span class="hover">${
+        h
+          ? `step ${h.stepIndex} · ${h.skill} · ${h.status} · policy ${h.policyDecision} · ${duration(Number(h.durationMs))} · ${h.costCents} cents`
+          : "point at a bar for its step; click it for the details"
+      }</span>
+      <span>${Math.round(span)} ms</span>
+    </div>
     <svg
       class="timeline"
       data-steps=${steps.length}
@@ -96,6 +110,8 @@ export function Timeline({
       role="img"
       aria-label=${summary}
       onClick=${pick}
+      onMouseMove=${(e: MouseEvent) => setHover(indexAt(e))}
+      onMouseLeave=${() => setHover(null)}
     >
       ${[...paths].map(([status, d]) => html`<path class=${`bars status-${status}`} d=${d.join("")} />`)}
       ${mark(bad, "bar bad")} ${mark(selected, "bar selected")}
