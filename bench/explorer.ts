@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (DOM types: the page.evaluate callbacks below run in the browser.)
 // The web explorer's two budgets (issue 15), measured in headless Chromium:
 //   - the JavaScript of the first load (the entry and its static imports; the verifier is a chunk
 //     loaded on the Verify page only), raw and gzip, from the build and as the browser decoded it;
@@ -107,7 +109,7 @@ async function main(): Promise<void> {
       const m = await page.evaluate(() => ({
         fetched: performance.getEntriesByName("runproof:steps-fetched")[0]!.startTime,
         painted: performance.getEntriesByName("runproof:timeline-painted")[0]!.startTime,
-        bars: [...document.querySelectorAll("svg.timeline .bars")].reduce(
+        bars: Array.from(document.querySelectorAll("svg.timeline .bars")).reduce(
           (n, p) => n + (p.getAttribute("d") ?? "").split("z").length - 1,
           0,
         ),

@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (DOM types: the page.evaluate callbacks below run in the browser.)
 // The web explorer in a real headless Chromium (puppeteer-core driving Debian's chromium): sign-in,
 // the runs list, a live run progressing to VERIFIED, a tampered run shown TAMPERED with its step,
 // "Download bundle", dropped bundles verified in the browser (intact VERIFIED, edited not), another

@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (DOM types: the page.evaluate callbacks below run in the browser.)
 // Headless Chromium for the web explorer's tests (puppeteer-core drives the system's Chromium; no
 // browser is downloaded). Debian's package: apt-get install -y chromium (.ci/run installs it).
 import fs from "node:fs";
