@@ -37,8 +37,12 @@ export interface ExplorerBuild {
 
 /** The Content-Security-Policy of the page and its assets. */
 export function contentSecurityPolicy(host: string | undefined): string {
-  // 'self' covers same-origin ws: in CSP 3; the explicit ws:// source is for older engines.
-  const ws = host ? ` ws://${host} wss://${host}` : "";
+  // 'self' covers same-origin ws: in CSP 3; the explicit ws:// source is for older engines. The Host
+  // header goes into the policy only when it is a plain host[:port].
+  const ws =
+    host && /^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(host)
+      ? ` ws://${host} wss://${host}`
+      : "";
   return [
     "default-src 'none'",
     "script-src 'self'",

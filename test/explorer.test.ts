@@ -45,6 +45,9 @@ if (!chromium) {
   const done: string[] = [];
   let tampered: string;
   let foreign: string;
+  /** A tenant with 30 runs, for paging. */
+  let c: ApiTenant;
+  const many: string[] = [];
 
   test.before(async () => {
     db = await createTestDatabase("explorer");
@@ -63,6 +66,11 @@ if (!chromium) {
       ),
     );
     ({ runId: foreign } = await completedRun(db.pool, b, { stepsPerTrace: 2 }));
+    c = await apiTenant(db.pool, "initech");
+    for (let i = 0; i < 30; i++)
+      many.unshift(
+        await enqueue(db.pool, c, `run ${i}`, { version: 1, steps: [{ skill: "noop", input: {} }] }),
+      );
     browser = await launchBrowser(chromium);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "runproof-explorer-"));
   });
@@ -73,9 +81,14 @@ if (!chromium) {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
+  /** What any page reported as an error or a Content Security Policy violation (the last test asserts none). */
+  const pageProblems: string[] = [];
   async function newPage(): Promise<Page> {
     const page = await browser.newPage();
-    page.on("pageerror", (err) => console.error("page error:", err));
+    page.on("pageerror", (err) => pageProblems.push(`page error: ${err}`));
+    page.on("console", (m) => {
+      if (/Content Security Policy/i.test(m.text())) pageProblems.push(`CSP: ${m.text()}`);
+    });
     return page;
   }
 
@@ -165,6 +178,43 @@ if (!chromium) {
       await page.close();
     },
   );
+
+  test.serial("the runs list pages by cursor: 25, then the 5 older, then back", async (t) => {
+    const page = await newPage();
+    await signIn(page, base, c.apiKey);
+    await waitForText(page, /30 runs/);
+    const ids = () =>
+      page.$$eval("table.runs tbody tr", (trs) => trs.map((tr) => tr.getAttribute("data-run-id")));
+    const first = await ids();
+    t.deepEqual(first, many.slice(0, 25), "newest first");
+    const click = async (label: string) => {
+      const b = await page.waitForSelector(`xpath/.//button[normalize-space(.)='${label}']`);
+      await b!.click();
+    };
+    t.true(
+      await page.$eval(
+        "xpath/.//button[normalize-space(.)='Newer']",
+        (b) => (b as HTMLButtonElement).disabled,
+      ),
+    );
+    await click("Older");
+    await page.waitForFunction(
+      (id: string) => !document.querySelector(`tr[data-run-id="${id}"]`),
+      {},
+      first[0]!,
+    );
+    t.deepEqual(await ids(), many.slice(25));
+    t.true(
+      await page.$eval(
+        "xpath/.//button[normalize-space(.)='Older']",
+        (b) => (b as HTMLButtonElement).disabled,
+      ),
+    );
+    await click("Newer");
+    await page.waitForSelector(`tr[data-run-id="${first[0]}"]`);
+    t.deepEqual(await ids(), first);
+    await page.close();
+  });
 
   test.serial("a live run progresses to VERIFIED without a reload", async (t) => {
     const plan = {
@@ -462,5 +512,9 @@ if (!chromium) {
     await waitForText(page, /Output \(redacted\)/);
     t.true(await page.evaluate(() => document.activeElement?.classList.contains("step-detail") ?? false));
     await page.close();
+  });
+
+  test.serial("no page reported an error or a Content Security Policy violation", (t) => {
+    t.deepEqual(pageProblems, []);
   });
 }
