@@ -96,6 +96,7 @@ async function main(): Promise<void> {
     const worker = await startWorker({ connectionString: url, config, concurrency: 1 });
     cleanups.unshift(() => worker.stop());
     const pool = new pg.Pool({ connectionString: url, max: 4 });
+    pool.on("error", () => {}); // the embedded server stopping at the end
     cleanups.unshift(() => pool.end());
     const {
       rows: [tenant],
