@@ -1,6 +1,8 @@
 // RunProof's GraphQL server (PostGraphile v5 + grafserv on node:http).
 //
 //   POST /graphql              GraphQL; needs Authorization: Bearer <api key>
+//   GET  /                     the web run explorer (src/explorer.ts, web/): runs, timelines,
+//                              proofs, bundles verified in the browser; it signs in with an API key
 //   GET  /graphql (text/html)  the Ruru explorer (no key needed to load the page;
 //                              put the key in Ruru's Headers tab)
 //   ws://.../graphql           subscriptions (graphql-ws); the key goes in the
@@ -26,6 +28,7 @@ import { makeRequestGuard } from "./graphql/request-guard.ts";
 import { KeyRevocationWatcher, listenForRevocations } from "./graphql/revocation.ts";
 import { TenantGate } from "./graphql/tenant-limits.ts";
 import { attachWebSockets } from "./graphql/websocket.ts";
+import { handleExplorerRequest } from "./explorer.ts";
 import { ensureAuthenticator } from "./lib/authenticator.ts";
 import type { Config } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
@@ -238,8 +241,14 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     const schema = await pgl.getSchema();
     limiter = new QueryLimiter(schema, limits);
     const serv = pgl.createServ(grafserv);
-    // Our own WebSocket handler (websocket.ts) instead of grafserv's: the same limits as a POST.
-    await serv.addTo(server, false);
+    // The web explorer (explorer.ts) answers / and /explorer/*; grafserv everything else. Our own
+    // WebSocket handler (websocket.ts) instead of grafserv's: the same limits as a POST.
+    const grafservHandler = serv.createHandler();
+    server.on("request", (req, res) => {
+      if (handleExplorerRequest(req, res, (err) => logger.error({ err }, "building the web explorer failed")))
+        return;
+      void grafservHandler(req, res);
+    });
     websockets = attachWebSockets({
       server,
       serv,

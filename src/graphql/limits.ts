@@ -17,7 +17,8 @@
 //                             maxPageSize rows: src/graphql/pagination.ts)
 //   COST_LIMIT_EXCEEDED       the estimated cost above maxCost (graphql-query-complexity, with
 //                             the request's variables): every field costs 1 (JSON values 5, a
-//                             proof 100, a mutation or subscription 10) plus its selections,
+//                             proof 100, a Run.bundle 10,000, a mutation or subscription 10)
+//                             plus its selections,
 //                             and a connection multiplies its selections by its page size
 //                             (first, last, or maxPageSize without them; Run.traces by at most
 //                             MAX_ATTEMPTS). Introspection (__schema, __type) costs nothing: it
@@ -59,6 +60,8 @@ export const COST_WEIGHTS = {
   field: 1,
   json: 5,
   proof: 100,
+  /** Run.bundle (src/graphql/bundle-field.ts): every record of the run, and its proof; a page of runs' bundles is refused. */
+  bundle: 10_000,
   rootOperation: 10,
 } as const;
 
@@ -323,6 +326,7 @@ export class QueryLimiter {
       let weight: number = COST_WEIGHTS.field;
       if (type === mutationType || type === subscriptionType) weight = COST_WEIGHTS.rootOperation;
       else if (field.name === "proof") weight = COST_WEIGHTS.proof;
+      else if (coordinate === "Run.bundle") weight = COST_WEIGHTS.bundle;
       else if (isScalarType(named) && named.name === "JSON") weight = COST_WEIGHTS.json;
       if (!isConnectionField(field, named)) return weight + childComplexity;
       for (const arg of ["first", "last"] as const) {

@@ -18,6 +18,7 @@ import { addPgTableCondition, jsonPgSmartTags } from "postgraphile/utils";
 import { listOfCodec, TYPES } from "postgraphile/@dataplan/pg";
 import { DocsPlugin } from "./docs.ts";
 import { makePaginationPlugin } from "./pagination.ts";
+import { makeBundleFieldPlugin } from "./bundle-field.ts";
 import { RunUpdatedSubscriptionPlugin } from "./subscription.ts";
 
 // Smart tags, kept here rather than in the SQL comments (which stay plain prose for
@@ -322,6 +323,7 @@ export function makeRunProofPreset(opts: RunProofPresetOptions): GraphileConfig.
       DefaultOrderPlugin,
       ...RunConditionPlugins,
       RunUpdatedSubscriptionPlugin,
+      makeBundleFieldPlugin(() => opts.pgService.adaptorSettings!.pool as pg.Pool),
       DocsPlugin,
       makePaginationPlugin(opts.pageSize ?? 100),
     ],
