@@ -178,7 +178,7 @@ async function toTsa(url: string, job: AnchorJob, timeoutMs: number): Promise<st
   const req = timeStampRequest(Buffer.from(job.note, "utf8"));
   const res = await fetch(url, {
     method: "POST",
-    body: req.der,
+    body: new Uint8Array(req.der),
     headers: { "content-type": "application/timestamp-query" },
     signal: AbortSignal.timeout(timeoutMs),
   });
