@@ -65,7 +65,8 @@ async function main(): Promise<number> {
     }
     const url = databaseUrlWithName(serverUrl, DATABASE);
     // Create and drop the scratch database from another one of the server.
-    if (new URL(serverUrl).pathname === `/${DATABASE}`) serverUrl = databaseUrlWithName(serverUrl, "postgres");
+    if (new URL(serverUrl).pathname === `/${DATABASE}`)
+      serverUrl = databaseUrlWithName(serverUrl, "postgres");
     await recreateDatabase(serverUrl);
     try {
       await migrateDatabase(url, { withCurrent: true });
@@ -77,7 +78,9 @@ async function main(): Promise<number> {
         url,
         cwd: REPO_ROOT,
         onSession: (s, ms) =>
-          console.error(`session ${s.index + 1} (${s.heading}): ${s.inputs.length} lines, ${Math.round(ms)} ms`),
+          console.error(
+            `session ${s.index + 1} (${s.heading}): ${s.inputs.length} lines, ${Math.round(ms)} ms`,
+          ),
       });
       const done = performance.now();
       console.error(
@@ -128,7 +131,9 @@ async function recreateDatabase(serverUrl: string): Promise<void> {
 }
 
 async function dropDatabase(serverUrl: string): Promise<void> {
-  await withClient(serverUrl, (c) => c.query(`drop database if exists ${c.escapeIdentifier(DATABASE)} with (force)`));
+  await withClient(serverUrl, (c) =>
+    c.query(`drop database if exists ${c.escapeIdentifier(DATABASE)} with (force)`),
+  );
 }
 
 let code: number;

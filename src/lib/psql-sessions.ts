@@ -67,7 +67,8 @@ export function replaceSessions(page: string, transcripts: string[][]): string {
   if (sessions.length !== transcripts.length) {
     throw new Error(`${sessions.length} sessions but ${transcripts.length} transcripts`);
   }
-  for (const s of [...sessions].reverse()) lines.splice(s.open + 1, s.close - s.open - 1, ...transcripts[s.index]);
+  for (const s of [...sessions].reverse())
+    lines.splice(s.open + 1, s.close - s.open - 1, ...transcripts[s.index]);
   return lines.join("\n");
 }
 
@@ -247,11 +248,7 @@ export async function runSession(opts: RunSessionOptions): Promise<string[]> {
     const tail = all.replaceAll("\r", "").split("\n").slice(-15).join("\n");
     throw new Error(`${(e as Error).message}\n--- psql's last output:\n${tail}\n--- stderr:\n${stderr}`);
   }
-  return all
-    .slice(transcriptStart, transcriptEnd)
-    .replaceAll("\r\n", "\n")
-    .replace(/\n$/, "")
-    .split("\n");
+  return all.slice(transcriptStart, transcriptEnd).replaceAll("\r\n", "\n").replace(/\n$/, "").split("\n");
 }
 
 function stop(child: ChildProcess): void {
@@ -278,7 +275,13 @@ export async function regeneratePage(
     const t0 = performance.now();
     let transcript: string[];
     try {
-      transcript = await runSession({ psql: opts.psql, script, url: opts.url, inputs: s.inputs, cwd: opts.cwd });
+      transcript = await runSession({
+        psql: opts.psql,
+        script,
+        url: opts.url,
+        inputs: s.inputs,
+        cwd: opts.cwd,
+      });
     } catch (e) {
       throw new Error(`session ${s.index + 1} (${s.heading}): ${(e as Error).message}`);
     }
