@@ -16,7 +16,9 @@ const SEED = path.join(REPO_ROOT, "docs", "dba-seed.sql");
 const psql = findPsql();
 const script = findScript();
 const missing = !psql
-  ? "no psql client (not on PATH, not in /usr/lib/postgresql/*/bin, RUNPROOF_PSQL unset): apt-get install postgresql-client"
+  ? process.env.RUNPROOF_PSQL
+    ? `RUNPROOF_PSQL=${process.env.RUNPROOF_PSQL} does not exist`
+    : "no psql client (not on PATH, not in /usr/lib/postgresql/*/bin): apt-get install postgresql-client"
   : !script
     ? "no `script` (util-linux) to give psql a terminal"
     : null;
