@@ -20,7 +20,7 @@ create or replace function runproof.runs_root_hash(r runproof.runs) returns text
   set search_path = pg_catalog
   as $$ select encode(r.root_hash, 'hex') $$;
 comment on function runproof.runs_root_hash(runproof.runs) is
-  'Set once, when the run ends: the run root over its traces'' roots, lower-case hex (compare with proof.rootHash).';
+  'Set once, when the run ends: the run root, sha256 of the run''s seal text (docs/proof-format.md section 8), lower-case hex (compare with proof.rootHash).';
 
 create or replace function runproof.traces_root_hash(t runproof.traces) returns text
   language sql stable

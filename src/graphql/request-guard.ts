@@ -223,13 +223,18 @@ export function makeRequestGuard(opts: RequestGuardOptions) {
           }
 
           // 4-5. Document (and its cost against the tenant's cost per second), slot. A refused
-          // document is charged the cost limit (it asked for at least that): a loop of refused
-          // queries runs into COST_RATE_LIMITED like a loop of expensive ones.
+          // document is charged the cost limit (it asked for at least that) and refused for what
+          // it is; a loop of refused queries then runs into COST_RATE_LIMITED like a loop of
+          // expensive ones.
           if (analysis) {
-            const charge = analysis.problem
-              ? refusedCharge(analysis.problem, limiter.limits.maxCost)
-              : analysis.cost;
-            const costly = charge ? await opts.gate.checkCost(auth.tenantId, charge) : null;
+            const costly = analysis.problem
+              ? await opts.gate.chargeRefused(
+                  auth.tenantId,
+                  refusedCharge(analysis.problem, limiter.limits.maxCost),
+                )
+              : analysis.cost
+                ? await opts.gate.checkCost(auth.tenantId, analysis.cost)
+                : null;
             if (costly) return await tarpit(costly);
             if (analysis.problem) return limitRefusal(analysis.problem);
           }
@@ -283,10 +288,14 @@ export function makeRequestGuard(opts: RequestGuardOptions) {
     const rate = await opts.gate.checkRate(auth.tenantId);
     if (rate) return errors(rate.message, { code: rate.code, hint: rate.hint, limit: rate.limit });
     if (analysis) {
-      const charge = analysis.problem
-        ? refusedCharge(analysis.problem, opts.limiter().limits.maxCost)
-        : analysis.cost;
-      const costly = charge ? await opts.gate.checkCost(auth.tenantId, charge) : null;
+      const costly = analysis.problem
+        ? await opts.gate.chargeRefused(
+            auth.tenantId,
+            refusedCharge(analysis.problem, opts.limiter().limits.maxCost),
+          )
+        : analysis.cost
+          ? await opts.gate.checkCost(auth.tenantId, analysis.cost)
+          : null;
       if (costly)
         return errors(costly.message, { code: costly.code, hint: costly.hint, limit: costly.limit });
       if (analysis.problem) {

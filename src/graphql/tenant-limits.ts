@@ -65,16 +65,34 @@ export class TenantGate {
       return null;
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
-      const retryAfter = Math.max(1, Math.ceil(e.msBeforeNext / 1000));
-      return {
-        status: 429,
-        code: "COST_RATE_LIMITED",
-        message: `Too much work at once: this tenant may ask for queries of a total estimated cost of ${this.limits.costPerSecond} per second, and this one costs ${Math.ceil(cost)}.`,
-        hint: `wait ${retryAfter} s (Retry-After); ask for fewer rows, proofs or nested connections per query`,
-        retryAfter,
-        limit: this.limits.costPerSecond,
-      };
+      return this.costRefusal(cost, e.msBeforeNext);
     }
+  }
+
+  /**
+   * Charges a refused document's cost to the tenant without refusing it for that: the first
+   * refusal says what is wrong with the document, and only a tenant already over its cost per
+   * second gets COST_RATE_LIMITED, so a loop of refused queries is slowed down like a loop of
+   * expensive ones.
+   */
+  async chargeRefused(tenantId: string, cost: number): Promise<GateRefusal | null> {
+    const now = await this.cost.get(tenantId);
+    if (now && now.consumedPoints >= this.limits.costPerSecond)
+      return this.costRefusal(cost, now.msBeforeNext);
+    if (cost > 0) await this.cost.penalty(tenantId, Math.ceil(cost));
+    return null;
+  }
+
+  private costRefusal(cost: number, msBeforeNext: number): GateRefusal {
+    const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
+    return {
+      status: 429,
+      code: "COST_RATE_LIMITED",
+      message: `Too much work at once: this tenant may ask for queries of a total estimated cost of ${this.limits.costPerSecond} per second, and this one costs ${Math.ceil(cost)}.`,
+      hint: `wait ${retryAfter} s (Retry-After); ask for fewer rows, proofs or nested connections per query`,
+      retryAfter,
+      limit: this.limits.costPerSecond,
+    };
   }
 
   /** Counts one request against the tenant's rate; null when it may go on. */
