@@ -35,8 +35,15 @@ const program = new Command()
   .option("-o, --output <file>", "write the page here instead of over --page")
   .option("--check", "do not write; exit 1 when docs/dba.md is stale (volatile values aside)")
   .option("--keep", `keep the ${DATABASE} database afterwards (DATABASE_URL only)`)
+  .option("--force", "write the page even when only volatile values (ids, hashes, times) changed")
   .parse();
-const opts = program.opts<{ page: string; output?: string; check?: boolean; keep?: boolean }>();
+const opts = program.opts<{
+  page: string;
+  output?: string;
+  check?: boolean;
+  keep?: boolean;
+  force?: boolean;
+}>();
 const page = path.resolve(opts.page);
 
 async function main(): Promise<number> {
@@ -87,8 +94,8 @@ async function main(): Promise<number> {
         `${result.sessions} sessions, ${result.commands} commands with ${psqlVersion(psql)}: ` +
           `database ready in ${((ready - started) / 1000).toFixed(1)} s, sessions ${((done - ready) / 1000).toFixed(1)} s`,
       );
+      const diff = firstDifference(text, result.page);
       if (opts.check) {
-        const diff = firstDifference(text, result.page);
         if (!diff) {
           console.error(`${path.relative(process.cwd(), page)} is up to date`);
           return 0;
@@ -98,6 +105,14 @@ async function main(): Promise<number> {
             `  committed:   ${diff.expected}\n  regenerated: ${diff.actual}\nrun npm run docs:dba`,
         );
         return 1;
+      }
+      // A page whose sessions differ only in what varies from run to run is left alone, so that
+      // regenerating does not churn every hash and timestamp of the page (--force rewrites it).
+      if (!diff && !opts.output && !opts.force) {
+        console.error(
+          `${path.relative(process.cwd(), page)}: only volatile values differ; left as it is (--force writes it)`,
+        );
+        return 0;
       }
       const out = opts.output ? path.resolve(opts.output) : page;
       await fs.writeFile(out, result.page);
