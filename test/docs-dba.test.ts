@@ -20,7 +20,7 @@ const missing = !psql
     ? `RUNPROOF_PSQL=${process.env.RUNPROOF_PSQL} does not exist`
     : "no psql client (not on PATH, not in /usr/lib/postgresql/*/bin): apt-get install postgresql-client"
   : !script
-    ? "no `script` (util-linux) to give psql a terminal"
+    ? "no `script` from util-linux to give psql a terminal"
     : null;
 
 if (missing) {

@@ -91,11 +91,25 @@ export function findPsql(): string | null {
   return versions.length ? path.join(base, versions[0], "bin", "psql") : null;
 }
 
-/** `script` (util-linux), which gives psql a pseudo-terminal; null when there is none. */
+/**
+ * `script` from util-linux, which gives psql a pseudo-terminal; null when there is none (the BSD
+ * `script` of macOS takes other options).
+ */
 export function findScript(): string | null {
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
     const p = path.join(dir, "script");
-    if (dir && existsSync(p)) return p;
+    if (!dir || !existsSync(p)) continue;
+    try {
+      if (
+        execFileSync(p, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).includes(
+          "util-linux",
+        )
+      ) {
+        return p;
+      }
+    } catch {
+      // not util-linux's
+    }
   }
   return null;
 }
