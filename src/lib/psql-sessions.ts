@@ -4,7 +4,8 @@
 // line of the block is output and is regenerated. Each session is fed, line by line, to one
 // interactive `psql -X -n` on a pseudo-terminal (util-linux `script`), so the prompts, the echo of
 // each line, errors (`ERROR:  ...`, no `psql:<stdin>:N:` prefix) and results appear exactly as a
-// DBA at a terminal sees them, stdout and stderr in the order psql wrote them.
+// DBA at a terminal sees them, stdout and stderr in the order psql wrote them. (So a session must
+// not print a line that starts with a prompt, e.g. with \echo: it would be read as input.)
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
