@@ -167,11 +167,31 @@ export async function completedRun(
       await appendStep(db, f, runId, traceId, i, {
         status: a < attempts && i === n - 1 ? "failed" : "succeeded",
       });
-    await sealTrace(db, f, traceId, a < attempts ? "failed" : "completed");
-    if (a < attempts) await finishRun(db, f, runId, "retrying");
+    // The seal and the run's move in one transaction, as end_attempt does them: a concurrent
+    // verify_all must never see a running run whose attempt is already sealed.
+    await inTransaction(db, async (c) => {
+      await sealTrace(c, f, traceId, a < attempts ? "failed" : "completed");
+      await finishRun(c, f, runId, a < attempts ? "retrying" : "succeeded");
+    });
   }
-  await finishRun(db, f, runId, "succeeded");
   return { runId, traceIds };
+}
+
+/** Runs fn in one transaction: on a client of its own when given a pool, else in the caller's. */
+export async function inTransaction<T>(db: Queryable, fn: (c: Queryable) => Promise<T>): Promise<T> {
+  if (!("totalCount" in db)) return fn(db);
+  const c = await db.connect();
+  try {
+    await c.query("begin");
+    const out = await fn(c);
+    await c.query("commit");
+    return out;
+  } catch (e) {
+    await c.query("rollback").catch(() => {});
+    throw e;
+  } finally {
+    c.release();
+  }
 }
 
 export interface Proof {
