@@ -21,6 +21,7 @@ import { ApiKeyAuthenticator } from "./graphql/auth.ts";
 import { makeMaskError } from "./graphql/errors.ts";
 import { QueryLimiter } from "./graphql/limits.ts";
 import { makeRunProofPgService, makeRunProofPreset } from "./graphql/preset.ts";
+import { openReadReplica, operationTypeOf, type ReadReplica } from "./graphql/read-replica.ts";
 import { makeRequestGuard } from "./graphql/request-guard.ts";
 import { KeyRevocationWatcher, listenForRevocations } from "./graphql/revocation.ts";
 import { TenantGate } from "./graphql/tenant-limits.ts";
@@ -52,6 +53,12 @@ export interface StartServerOptions {
   logger?: Logger;
   /** How long a successful API key look-up is cached, in ms (default RUNPROOF_API_KEY_RECHECK_MS; at most 5000; 0 disables). */
   authCacheMs?: number;
+  /**
+   * A read-only replica (streaming hot standby) of the database: GraphQL queries run there,
+   * mutations and subscriptions on the primary (src/graphql/read-replica.ts). Any URL of the
+   * standby's database: it is used as runproof_authenticator, with the primary's password.
+   */
+  readDatabaseUrl?: string;
 }
 
 export interface RunningServer {
@@ -96,6 +103,15 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const authenticatorUrl = await ensureAuthenticator(opts.connectionString, { log: (m) => logger.info(m) });
   const pool = new pg.Pool({ connectionString: authenticatorUrl, max: 10 });
   pool.on("error", (err) => logger.warn({ err }, "an idle database connection failed"));
+  let replica: ReadReplica | undefined;
+  if (opts.readDatabaseUrl) {
+    try {
+      replica = await openReadReplica({ readUrl: opts.readDatabaseUrl, authenticatorUrl, logger });
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+  }
 
   const limits = opts.config.graphql;
   const apiKeys = new ApiKeyAuthenticator(pool, { cacheMs: opts.authCacheMs ?? limits.apiKeyRecheckMs });
@@ -160,7 +176,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       },
       grafast: {
         explain: false,
-        async context(requestContext) {
+        async context(requestContext, args) {
+          // Queries read from the replica when there is one; mutations and subscriptions never do.
+          const onReplica =
+            replica && operationTypeOf(args?.document, args?.operationName) === "query"
+              ? { withPgClient: replica.withPgClient }
+              : {};
           const identity = guard.identityOf(requestContext.node?.req);
           let tenantId = identity && "tenantId" in identity ? identity.tenantId : undefined;
           if (!tenantId && requestContext.ws) {
@@ -174,7 +195,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
           }
           if (!tenantId && identity && "anonymous" in identity) {
             // Introspection only (request-guard.ts): no tenant, so row level security shows nothing.
-            return { pgSettings: { role: TENANT_ROLE, statement_timeout: statementTimeout } };
+            return { pgSettings: { role: TENANT_ROLE, statement_timeout: statementTimeout }, ...onReplica };
           }
           if (!tenantId) {
             throw new SafeError("Authentication required: send the header Authorization: Bearer <api key>", {
@@ -188,6 +209,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
               statement_timeout: statementTimeout,
             },
             runproofTenantId: tenantId,
+            ...onReplica,
           };
         },
       },
@@ -242,6 +264,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     await Promise.resolve(pgl.release()).catch(() => {});
     await Promise.resolve(pgService.release?.()).catch(() => {});
     await pool.end().catch(() => {});
+    await replica?.release();
     throw err;
   }
 
@@ -272,6 +295,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
           logger.warn({ err }, "releasing the pg service failed"),
         );
         await pool.end().catch((err: unknown) => logger.warn({ err }, "closing the database pool failed"));
+        await replica?.release();
         logger.info("GraphQL server stopped");
       })()),
   };

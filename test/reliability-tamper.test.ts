@@ -36,13 +36,25 @@ import {
   startAttempt,
 } from "./helpers/ledger.ts";
 import { failedRun, haltedRun, runningRun } from "./helpers/outcomes.ts";
+import { sinceVersion } from "./helpers/server-version.ts";
 import { agreeingProof, type FullProof, offlineProof } from "./helpers/verdicts.ts";
 
 const catalogue: Array<{ group: string; name: string }> = [];
-function attack(group: "A" | "B" | "C", name: string, fn: (t: ExecutionContext) => Promise<void>) {
+function attack(
+  group: "A" | "B" | "C",
+  name: string,
+  fn: (t: ExecutionContext) => Promise<void>,
+  needs?: { major: number; feature: string },
+) {
   catalogue.push({ group, name });
-  test(`${group}${catalogue.filter((c) => c.group === group).length}: ${name}`, fn);
+  const title = `${group}${catalogue.filter((c) => c.group === group).length}: ${name}`;
+  if (!needs) return test(title, fn);
+  const v = sinceVersion(needs.major, needs.feature);
+  v.test(v.title(title), fn);
 }
+// SET event_triggers exists from PostgreSQL 17; before it a superuser has no session switch for
+// event triggers (docs/reliability.md, "On PostgreSQL 14 to 16").
+const EVENT_TRIGGERS_GUC = { major: 17, feature: "SET event_triggers" };
 
 type Proof = FullProof;
 const proof = async (db: TestDatabase, f: Fixture, runId: string) =>
@@ -1641,6 +1653,7 @@ attack(
       (await verifyAll(s.db)).find((r) => r.run_id === s.before && r.verification_status === "TAMPERED"),
     );
   },
+  EVENT_TRIGGERS_GUC,
 );
 attack(
   "C",
@@ -1707,6 +1720,7 @@ attack(
       "the root no longer matches the one kept outside the database (proof verify --expect-root)",
     );
   },
+  EVENT_TRIGGERS_GUC,
 );
 
 test("the catalogue has every attack of docs/reliability.md, and says which group caught each", (t) => {

@@ -2,9 +2,12 @@
 -- inside each step (docs/proof-format.md section 5). A payload is never changed; it is removed only
 -- with its erasure recorded (runproof.erase_payloads), and erasure records are append-only.
 
+-- enable_seqscan = off: see tg_policy_decisions__check (sql/ledger/policy_decisions.sql); the
+-- look-up is by the step's primary key.
 create or replace function runproof_private.tg_step_payloads__check() returns trigger
   language plpgsql volatile
   set search_path = pg_catalog
+  set enable_seqscan = off
   as $$
 declare
   v_step record;

@@ -2,9 +2,12 @@
 -- step_hash on insert (docs/proof-format.md section 3), appends to one trace are serialized, gaps,
 -- duplicates and appends to a sealed trace are refused, and a step is never changed or removed.
 
+-- enable_seqscan = off: see tg_policy_decisions__check (sql/ledger/policy_decisions.sql); every
+-- look-up below is by a primary key.
 create or replace function runproof_private.tg_trace_steps__chain() returns trigger
   language plpgsql volatile
   set search_path = pg_catalog
+  set enable_seqscan = off
   as $$
 declare
   v_trace record;

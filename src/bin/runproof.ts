@@ -72,6 +72,10 @@ program
   .description("run the GraphQL server only (API keys map to tenants; run workers separately)")
   .option("-p, --port <port>", "port (default RUNPROOF_PORT, 5678; 0 picks a free one)", portArg)
   .option("--host <host>", "address to listen on", "127.0.0.1")
+  .option(
+    "--read-url <url>",
+    "a read-only replica (streaming hot standby) for GraphQL queries; mutations and subscriptions stay on DATABASE_URL (default RUNPROOF_READ_DATABASE_URL)",
+  )
   .action(async (opts) => (await import("../cli/serve.ts")).serveCommand(opts));
 
 // ------------------------------------------------------------------------------------------

@@ -313,8 +313,10 @@ export async function ensureSchema(pool: pg.Pool, url: string): Promise<void> {
   err(
     `runproof: ${r.has_schema ? "the database is behind the committed migrations" : "no RunProof schema in this database"}; migrating first`,
   );
-  const { migrateDatabase } = await import("../lib/migrate.ts");
-  await migrateDatabase(url);
+  const { DDL_AUDIT_LOSS, migrateDatabase } = await import("../lib/migrate.ts");
+  const result = await migrateDatabase(url);
+  if (result.ddlAudit.state === "NOT_INSTALLED")
+    err(`runproof: DDL audit not installed (${result.role} is not a superuser): ${DDL_AUDIT_LOSS}`);
 }
 
 /**

@@ -3,7 +3,7 @@ import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { err, out, waitForSignal, withDatabase } from "./common.ts";
 
-export async function serveCommand(opts: { port?: number; host?: string }): Promise<void> {
+export async function serveCommand(opts: { port?: number; host?: string; readUrl?: string }): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config, "graphql");
   await withDatabase(async ({ url }) => {
@@ -14,6 +14,7 @@ export async function serveCommand(opts: { port?: number; host?: string }): Prom
       port: opts.port ?? config.port,
       host: opts.host,
       logger,
+      readDatabaseUrl: opts.readUrl || process.env.RUNPROOF_READ_DATABASE_URL?.trim() || undefined,
     });
     out(`GraphQL: ${server.url}`);
     err(

@@ -42,6 +42,7 @@ export async function ensureAuthenticator(
   opts.log?.(`${AUTHENTICATOR_ROLE} cannot log in (${first.message}); setting its password`);
   const owner = new pg.Client({ connectionString: ownerUrl });
   await owner.connect();
+  let setError: (Error & { code?: string }) | undefined;
   try {
     // escapeLiteral quotes the password safely; ALTER ROLE takes no bind parameters.
     await owner.query(
@@ -50,9 +51,25 @@ export async function ensureAuthenticator(
   } catch (err) {
     // Parallel servers on one cluster may set the same password at the same
     // moment ("tuple concurrently updated"); the retry below settles it.
-    opts.log?.(`setting the ${AUTHENTICATOR_ROLE} password failed: ${(err as Error).message}`);
+    setError = err as Error & { code?: string };
+    opts.log?.(`setting the ${AUTHENTICATOR_ROLE} password failed: ${setError.message}`);
   } finally {
     await owner.end();
+  }
+  if (setError?.code === "42501") {
+    // Denied: the owner may not change the role (no CREATEROLE, or since PostgreSQL 16 no ADMIN
+    // OPTION on it). Say so, instead of retrying a password that was never set.
+    const ownerRole = new URL(ownerUrl).username || "the owner";
+    throw Object.assign(
+      new Error(
+        `cannot connect as ${AUTHENTICATOR_ROLE} (${first.message}), and ${ownerRole} may not set its password: ${setError.message}`,
+        { cause: setError },
+      ),
+      {
+        code: "42501",
+        hint: `set ${AUTHENTICATOR_PASSWORD_ENV} to the password a DBA gave ${AUTHENTICATOR_ROLE} (ALTER ROLE ${AUTHENTICATOR_ROLE} LOGIN PASSWORD '...'), or give ${ownerRole} CREATEROLE and ADMIN OPTION on ${AUTHENTICATOR_ROLE}`,
+      },
+    );
   }
 
   for (let attempt = 1; ; attempt++) {
@@ -60,7 +77,9 @@ export async function ensureAuthenticator(
     if (result === true) return authUrl;
     if (attempt >= 5 || !AUTH_ERROR_CODES.has(result.code ?? "")) {
       throw new Error(
-        `cannot connect as ${AUTHENTICATOR_ROLE} even after setting its password: ${result.message}`,
+        setError
+          ? `cannot connect as ${AUTHENTICATOR_ROLE}, and setting its password failed (${setError.message}): ${result.message}`
+          : `cannot connect as ${AUTHENTICATOR_ROLE} even after setting its password: ${result.message}`,
         { cause: result },
       );
     }

@@ -17,7 +17,7 @@ export interface TestServer {
 
 export async function startTestServer(
   dbUrl: string,
-  opts: { authCacheMs?: number; env?: Record<string, string> } = {},
+  opts: { authCacheMs?: number; env?: Record<string, string>; readDatabaseUrl?: string } = {},
 ): Promise<TestServer> {
   const config = testConfig({ RUNPROOF_LOG_LEVEL: "info", ...opts.env });
   const logs: Record<string, unknown>[] = [];
@@ -34,6 +34,7 @@ export async function startTestServer(
     port: 0,
     logger,
     authCacheMs: opts.authCacheMs,
+    readDatabaseUrl: opts.readDatabaseUrl,
   });
   return { url: server.url, logs, stop: server.stop };
 }
