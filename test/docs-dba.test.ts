@@ -78,11 +78,11 @@ test("the comparison ignores what the database makes up, and nothing else", (t) 
     ].join("\n");
   const committed = page(
     "ERROR:  trace 3978501d-e061-4c89-bbb4-67721d0f8df7 at 2026-11-21 02:10:31.882954+00: " +
-      "a0eb1971132cf18f49e1e933e4413a11737ab3a96d2d6f27bad15e3cf7ebcde1 (run 00000000-0000-0000-0000-000000000001)\nTime: 41.721 ms",
+      "a0eb1971132cf18f49e1e933e4413a11737ab3a96d2d6f27bad15e3cf7ebcde1 (run 00000000-0000-0000-0000-000000000001)\nruntime: ddl_audit id 412\nTime: 41.721 ms",
   );
   const rerun = page(
     "ERROR:  trace 55c22b78-675e-48d5-bbf4-de679ff61d23 at 2026-12-02 05:31:17.29+00: " +
-      "ccdd35168ab474fa5764a526cfb83621351e23682c5075b2e18d56bddf96aa30 (run 00000000-0000-0000-0000-000000000001)\nTime: 2.5 ms",
+      "ccdd35168ab474fa5764a526cfb83621351e23682c5075b2e18d56bddf96aa30 (run 00000000-0000-0000-0000-000000000001)\nruntime: ddl_audit id 504\nTime: 2.5 ms",
   );
   t.is(parseSessions(committed).length, 2);
   t.deepEqual(parseSessions(committed)[0].inputs, ["select 1;"]);

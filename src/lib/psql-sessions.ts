@@ -315,8 +315,9 @@ const TIMESTAMP = /\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+
 
 /**
  * A session's text with what legitimately varies between two runs replaced: uuids the seed does
- * not fix, 64-digit hex (hashes, salts), timestamps, `Time: ... ms`, and the OIDs in the names of
- * Postgres's internal foreign-key triggers; then runs of spaces and of table-border dashes are
+ * not fix, 64-digit hex (hashes, salts), timestamps, `Time: ... ms`, the OIDs in the names of
+ * Postgres's internal foreign-key triggers and `ddl_audit id N` (both depend on how much DDL the
+ * migrations ran); then runs of spaces and of table-border dashes are
  * collapsed (a value of another width re-aligns a table), and trailing spaces dropped.
  */
 export function normaliseVolatile(lines: string[]): string[] {
@@ -327,6 +328,7 @@ export function normaliseVolatile(lines: string[]): string[] {
       .replace(TIMESTAMP, "<timestamp>")
       .replace(/^Time: .*$/, "Time: <ms>")
       .replace(/\bRI_ConstraintTrigger_([ac])_\d+/g, "RI_ConstraintTrigger_$1_<oid>")
+      .replace(/\bddl_audit id \d+/g, "ddl_audit id <id>")
       .replace(/-{2,}/g, "--")
       .replace(/ {2,}/g, " ")
       .trimEnd(),
