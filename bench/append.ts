@@ -33,6 +33,8 @@ export interface AppendOptions {
   traces: number;
   clients: number;
   concurrentMs: number;
+  /** Client counts of the scaling shape (the goal is read at `clients`). */
+  scaling: number[];
 }
 
 const DUMMY_HASH = randomBytes(32);
@@ -50,6 +52,23 @@ const LEDGER_ONE = {
            ${BENCH_COMMITMENTS},
            now(), now(), 0.125, 0, 'worker', 'INFO'
       from d`,
+};
+// The same with the NOTIFY every step transaction made before (the step trigger's announcement):
+// what PostgreSQL's cluster-wide NOTIFY commit lock costs as clients are added.
+const LEDGER_NOTIFY_ONE = {
+  name: "bench_ledger_notify_one",
+  text: `with d as (
+      insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
+      values ($1, $2, $3, $4, $4, 'noop', 'allow', 'daily_budget', 'bench')
+      returning tenant_id, run_id, trace_id, step_index, plan_step, skill, decision),
+    s as (
+      insert into runproof.trace_steps (${STEP_COLUMNS})
+      select tenant_id, run_id, trace_id, step_index, plan_step, skill, 'succeeded', decision,
+             ${BENCH_COMMITMENTS},
+             now(), now(), 0.125, 0, 'worker', 'INFO'
+        from d
+      returning run_id, step_index)
+    select pg_notify('runproof:run:' || run_id, json_build_object('event', 'step', 'step_index', step_index)::text) from s`,
 };
 const PLAIN_ONE = {
   name: "bench_plain_one",
@@ -94,7 +113,7 @@ export async function connect(url: string): Promise<pg.Client> {
   return c;
 }
 
-export type Shape = "ledger" | "plain" | "plain2" | "worker";
+export type Shape = "ledger" | "plain" | "plain2" | "worker" | "notify";
 
 /** Sequential single-row appends to one trace from one client; returns steps/s. */
 export async function sequential(
@@ -107,7 +126,9 @@ export async function sequential(
   const o =
     shape === "plain" || shape === "plain2"
       ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() }
-      : await openTrace(pool, t);
+      : shape === "worker"
+        ? await openWorkerTrace(pool, t)
+        : await openTrace(pool, t);
   const start = now();
   for (let i = 0; i < n; i++) {
     if (shape === "ledger") await c.query({ ...LEDGER_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
@@ -123,18 +144,35 @@ export async function sequential(
   return n / (ms / 1000);
 }
 
-/** What tasks/execute_run.ts does per step: decide_step, then record_step (two round trips). */
+/**
+ * What tasks/execute_run.ts does per step: one statement (advance_attempt) that records step i,
+ * checks for a cancel request and records the decision for step i+1. Step 0's decision is taken
+ * by `openWorkerTrace`.
+ */
+const WORKER_ONE = {
+  name: "bench_advance",
+  text: `select decision from runproof_private.advance_attempt(
+      p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_plan_step => $4,
+      p_status => 'succeeded', p_skill => 'noop', p_input => $5, p_output => $6, p_started_at => now(),
+      p_finished_at => now(), p_duration_ms => 0.125, p_cost_cents => 0, p_next_skill => 'noop')`,
+};
+
 async function workerStep(c: pg.Client, o: OpenTrace, i: number): Promise<void> {
   await c.query({
-    name: "bench_decide",
-    text: `select decision from runproof_private.decide_step($1, $2, $3, $4, $5, 'noop', 0)`,
-    values: [o.tenantId, o.runId, o.traceId, i, i],
+    ...WORKER_ONE,
+    values: [o.tenantId, o.runId, o.traceId, i, JSON.stringify({ i }), JSON.stringify({ echo: { i } })],
   });
-  await c.query({
-    name: "bench_record",
-    text: `select 1 from runproof_private.record_step($1, $2, $3, $4, $5, 'noop', 'succeeded', $6, $7, null, now(), now(), 0.125, 0, 'INFO')`,
-    values: [o.tenantId, o.runId, o.traceId, i, i, JSON.stringify({ i }), JSON.stringify({ echo: { i } })],
-  });
+}
+
+/** An open trace whose step 0 is decided, as the first advance_attempt of an attempt leaves it. */
+async function openWorkerTrace(pool: pg.Pool, t: Tenant): Promise<OpenTrace> {
+  const o = await openTrace(pool, t);
+  await pool.query(`select 1 from runproof_private.decide_step($1, $2, $3, 0, 0, 'noop', 0)`, [
+    o.tenantId,
+    o.runId,
+    o.traceId,
+  ]);
+  return o;
 }
 
 /** Batched multi-row appends to one trace (one transaction per batch); returns steps/s. */
@@ -171,16 +209,18 @@ export async function concurrent(
   clients: pg.Client[],
   pool: pg.Pool,
   t: Tenant,
-  shape: "ledger" | "plain",
+  shape: Shape,
   traces: number,
   ms: number,
 ): Promise<number> {
   const opened: OpenTrace[] = [];
   for (let i = 0; i < traces; i++) {
     opened.push(
-      shape === "plain"
+      shape === "plain" || shape === "plain2"
         ? { tenantId: t.tenantId, runId: randomUUID(), traceId: randomUUID() }
-        : await openTrace(pool, t),
+        : shape === "worker"
+          ? await openWorkerTrace(pool, t)
+          : await openTrace(pool, t),
     );
   }
   const next = new Map<string, number>(opened.map((o) => [o.traceId, 0]));
@@ -194,6 +234,11 @@ export async function concurrent(
         const o = mine[n % mine.length];
         const i = next.get(o.traceId)!;
         if (shape === "ledger") await c.query({ ...LEDGER_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
+        else if (shape === "notify")
+          await c.query({ ...LEDGER_NOTIFY_ONE, values: [o.tenantId, o.runId, o.traceId, i] });
+        else if (shape === "worker") await workerStep(c, o, i);
+        else if (shape === "plain2")
+          await c.query({ ...PLAIN2_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
         else await c.query({ ...PLAIN_ONE, values: [o.tenantId, o.runId, o.traceId, i, DUMMY_HASH] });
         next.set(o.traceId, i + 1);
         n++;
@@ -202,7 +247,7 @@ export async function concurrent(
     }),
   );
   const elapsed = now() - start;
-  if (shape === "ledger") for (const o of opened) await closeTrace(pool, o);
+  if (shape !== "plain" && shape !== "plain2") for (const o of opened) await closeTrace(pool, o);
   return counts.reduce((a, b) => a + b, 0) / (elapsed / 1000);
 }
 
@@ -223,7 +268,7 @@ export async function benchAppend(
     await sequential(one, pool, t, "worker", 20);
 
     log(`append: 1 trace, sequential single-row, ${opts.seqSteps} steps x ${opts.trials} trials`);
-    const seq: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [] };
+    const seq: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [], notify: [] };
     const order: Shape[] = ["plain", "ledger", "plain2", "worker"];
     for (let k = 0; k < opts.trials; k++) {
       // Alternate the order so that drift in the machine's load does not favour one side.
@@ -249,12 +294,12 @@ export async function benchAppend(
       row({
         section: "append",
         id: "append.worker_path",
-        measure: "Append, 1 trace, worker path: decide_step + record_step (2 round trips)",
+        measure: "Append, 1 trace, worker path: advance_attempt (1 round trip per step)",
         runproof: figure(seq.worker, "steps/s"),
         baseline: plainSeq,
         baselineLabel: "plain INSERT of the step row",
         better: "higher",
-        note: "what tasks/execute_run.ts does per step (policy check, redaction, run progress)",
+        note: "what tasks/execute_run.ts does per step: records step i (redaction, payloads, run progress), checks for a cancel request and records the decision for step i+1, one statement and one transaction",
       }),
     );
 
@@ -286,34 +331,81 @@ export async function benchAppend(
     await one.end();
   }
 
-  log(
-    `append: ${opts.traces} traces concurrently from ${opts.clients} clients, ${opts.concurrentMs} ms x ${opts.trials} trials`,
-  );
-  const clients = await Promise.all(Array.from({ length: opts.clients }, () => connect(url)));
-  try {
-    await concurrent(clients, pool, t, "ledger", opts.traces, 300);
-    await concurrent(clients, pool, t, "plain", opts.traces, 300);
-    const con = { ledger: [] as number[], plain: [] as number[] };
-    for (let k = 0; k < opts.trials; k++) {
-      for (const shape of k % 2 ? (["ledger", "plain"] as const) : (["plain", "ledger"] as const)) {
-        con[shape].push(await concurrent(clients, pool, t, shape, opts.traces, opts.concurrentMs));
-      }
-    }
-    rows.push(
-      row({
-        section: "append",
-        id: "append.concurrent",
-        measure: `Append, ${opts.traces} traces concurrently (${opts.clients} clients, single-row)`,
-        runproof: figure(con.ledger, "steps/s"),
-        baseline: figure(con.plain, "rows/s"),
-        baselineLabel: "plain INSERT, same clients",
-        better: "higher",
-        goal: goal(con.ledger, con.plain),
-        note: `${opts.concurrentMs / 1000} s per trial, autocommit, one statement per step as above`,
-      }),
+  // Scaling: 1, 4, 16, 32 clients appending at once (two traces per client), durable commits
+  // group-flushed by the WAL writer. The four shapes interleave within each trial.
+  const shapes: Shape[] = ["plain2", "ledger", "worker", "notify", "plain"];
+  for (const n of opts.scaling) {
+    const traces = 2 * n;
+    log(
+      `append: ${traces} traces from ${n} clients, ${opts.concurrentMs} ms x ${opts.trials} trials x ${shapes.length} shapes`,
     );
-  } finally {
-    await Promise.all(clients.map((c) => c.end()));
+    const clients = await Promise.all(Array.from({ length: n }, () => connect(url)));
+    try {
+      for (const shape of shapes) await concurrent(clients, pool, t, shape, traces, 200);
+      const con: Record<Shape, number[]> = { ledger: [], plain: [], plain2: [], worker: [], notify: [] };
+      for (let k = 0; k < opts.trials; k++) {
+        for (const shape of k % 2 ? [...shapes].reverse() : shapes) {
+          con[shape].push(await concurrent(clients, pool, t, shape, traces, opts.concurrentMs));
+        }
+      }
+      const plain2 = figure(con.plain2, "rows/s");
+      const plain = figure(con.plain, "rows/s");
+      rows.push(
+        row({
+          section: "append",
+          id: `append.clients.${n}`,
+          measure: `Append, ${n} client${n > 1 ? "s" : ""} at once (${traces} traces, single-row, autocommit)`,
+          runproof: figure(con.ledger, "steps/s"),
+          baseline: plain2,
+          baselineLabel: "plain INSERTs of the same rows (decision + step), same clients",
+          better: "higher",
+          goal: n === opts.clients ? goal(con.ledger, con.plain2) : undefined,
+          note:
+            n === opts.clients
+              ? "the ledger statement: decision row and step row (chain trigger, guards, foreign keys) in one CTE; the baseline inserts the same two rows into plain copies of both tables (no triggers, no foreign keys)"
+              : undefined,
+          extra: {
+            plain_step_row_only: plain,
+            ledger_with_notify_per_step: figure(con.notify, "steps/s"),
+            clients: n,
+            traces,
+          },
+        }),
+      );
+      rows.push(
+        row({
+          section: "append",
+          id: `append.notify_clients.${n}`,
+          measure: `Append, the ledger statement with a NOTIFY per step (as before issue 14), ${n} client${n > 1 ? "s" : ""}`,
+          runproof: figure(con.notify, "steps/s"),
+          baseline: figure(con.ledger, "steps/s"),
+          baselineLabel: "the same statement without the NOTIFY",
+          better: "higher",
+          note:
+            n === opts.clients
+              ? "PreCommit_Notify takes a cluster-wide lock held across the commit's WAL flush: NOTIFYing commits are serialised, so they cannot share a flush"
+              : undefined,
+        }),
+      );
+      rows.push(
+        row({
+          section: "append",
+          id: `append.worker_clients.${n}`,
+          measure: `Append, worker path (advance_attempt), ${n} client${n > 1 ? "s" : ""} at once`,
+          runproof: figure(con.worker, "steps/s"),
+          baseline: plain2,
+          baselineLabel: "plain INSERTs of decision + step, same clients",
+          better: "higher",
+          note:
+            n === opts.clients
+              ? "the worker's one statement per step also writes the payload row and the run's progress, redacts and checks for a cancel request"
+              : undefined,
+          extra: { plain_step_row_only: plain, clients: n, traces },
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
   }
   await inTransaction(pool, async (c) => {
     await c.query(`truncate bench.plain_steps, bench.plain_decisions`);
@@ -323,7 +415,7 @@ export async function benchAppend(
 
 function goal(ledger: number[], plain: number[]): { text: string; met: boolean } {
   const r = median(ledger) / median(plain);
-  return { text: "≥ 0.6 of plain", met: r >= 0.6 };
+  return { text: "≥ 0.6× plain", met: r >= 0.6 };
 }
 
 /**

@@ -1,8 +1,12 @@
 // 3. Execute: steps executed and recorded per second by the RunProof worker with the no-op skill,
 // against bare graphile-worker no-op jobs per second on the same database in the same run; and
 // the latency from enqueue_run to a completed 1-step run, against add_job to a completed job.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
 import { Logger as WorkerLogger, run, type Runner } from "graphile-worker";
 import pg from "pg";
+import { databaseUrlWithName, REPO_ROOT } from "../src/lib/database.ts";
 import { loadConfig } from "../src/lib/config.ts";
 import { createLogger } from "../src/lib/log.ts";
 import { startWorker, type WorkerHandle } from "../src/worker.ts";
@@ -242,6 +246,38 @@ async function bareLatency(
   return out;
 }
 
+const DBOS_DB = "runproof_bench_dbos";
+
+interface DbosTrial {
+  steps_per_s: number;
+  workflows_per_s: number;
+  latency_ms: number[];
+}
+
+/** One trial of the DBOS peer (bench/dbos-peer.ts) in a child process, on the same server. */
+async function dbosTrial(
+  url: string,
+  workflows: number,
+  steps: number,
+  concurrency: number,
+  samples: number,
+): Promise<DbosTrial> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      "--import=tsx",
+      path.join(REPO_ROOT, "bench/dbos-peer.ts"),
+      databaseUrlWithName(url, DBOS_DB),
+      String(workflows),
+      String(steps),
+      String(concurrency),
+      String(samples),
+    ],
+    { cwd: REPO_ROOT, maxBuffer: 16 * 2 ** 20, timeout: 600_000 },
+  );
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as DbosTrial;
+}
+
 /** Per-function time per executed step (pg_stat_user_functions), in a separate, untimed pass. */
 export async function profileExecute(url: string, pool: pg.Pool, t: Tenant, opts: ExecuteOptions) {
   const runs = Math.max(20, Math.floor(opts.runs / 2));
@@ -265,6 +301,10 @@ export async function benchExecute(
   const steps: number[] = [];
   const oneStep: number[] = [];
   const long: number[] = [];
+  const dbos: number[] = [];
+  let dbosLat: number[] = [];
+  await pool.query(`drop database if exists ${DBOS_DB} with (force)`);
+  await pool.query(`create database ${DBOS_DB}`);
   log(
     `execute: concurrency ${opts.concurrency}; per trial ${opts.bareJobs} bare jobs, ${opts.runs} runs x ${opts.stepsPerRun} noop steps, ${opts.oneStepRuns} 1-step runs, ${opts.longRuns} runs x ${opts.longSteps} steps; ${opts.trials} trials`,
   );
@@ -296,8 +336,17 @@ export async function benchExecute(
     } finally {
       await w.stop();
     }
+    const d = await dbosTrial(
+      url,
+      opts.runs,
+      opts.stepsPerRun,
+      opts.concurrency,
+      k === 0 ? opts.latencySamples : 0,
+    );
+    dbos.push(d.steps_per_s);
+    if (k === 0) dbosLat = d.latency_ms;
     log(
-      `execute:   trial ${k + 1}: bare ${Math.round(bare[k])} jobs/s, RunProof ${Math.round(steps[k])} steps/s, ${Math.round(oneStep[k])} 1-step runs/s, ${Math.round(long[k])} steps/s in ${opts.longSteps}-step runs`,
+      `execute:   trial ${k + 1}: bare ${Math.round(bare[k])} jobs/s, RunProof ${Math.round(steps[k])} steps/s, DBOS ${Math.round(dbos[k])} steps/s, ${Math.round(oneStep[k])} 1-step runs/s, ${Math.round(long[k])} steps/s in ${opts.longSteps}-step runs`,
     );
   }
 
@@ -329,8 +378,22 @@ export async function benchExecute(
       baseline: bareFig,
       baselineLabel: "bare graphile-worker no-op jobs/s",
       better: "higher",
-      goal: { text: "≥ 0.5 of bare", met: figure(steps, "").value / bareFig.value >= 0.5 },
+      goal: { text: "≥ 0.5× bare", met: figure(steps, "").value / bareFig.value >= 0.5 },
       note: `${opts.runs} runs enqueued with enqueue_run in one transaction; timed from commit to the last job's completion`,
+    }),
+  );
+  const dbosFig = figure(dbos, "steps/s");
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.steps_vs_dbos",
+      measure: `Execute, noop steps/s (runs of ${opts.stepsPerRun} steps, concurrency ${opts.concurrency}) against DBOS`,
+      runproof: figure(steps, "steps/s"),
+      baseline: dbosFig,
+      baselineLabel: `DBOS Transact workflows of ${opts.stepsPerRun} DBOS.runStep no-op steps, ${opts.concurrency} at a time`,
+      better: "higher",
+      goal: { text: "≥ 1.0× DBOS", met: figure(steps, "").value / dbosFig.value >= 1 },
+      note: "DBOS (@dbos-inc/dbos-sdk) in a child process on the same server (its system database beside the ledger's), the same trials interleaved; DBOS runs each workflow in the process that starts it (no queue hop), and checkpoints each step's output",
     }),
   );
   r.push(
@@ -342,7 +405,7 @@ export async function benchExecute(
       baseline: bareFig,
       baselineLabel: "bare graphile-worker no-op jobs/s",
       better: "higher",
-      goal: { text: "≥ 0.5 of bare", met: figure(long, "").value / bareFig.value >= 0.5 },
+      goal: { text: "≥ 0.5× bare", met: figure(long, "").value / bareFig.value >= 0.5 },
       note: `${opts.longRuns} runs per trial; the plan of each is ~${Math.round(JSON.stringify(noopPlan(opts.longSteps)).length / 1024)} kB of JSON`,
     }),
   );
@@ -355,7 +418,7 @@ export async function benchExecute(
       baseline: bareFig,
       baselineLabel: "bare graphile-worker no-op jobs/s",
       better: "higher",
-      note: "per run: load, start_attempt, cancel check, decide_step, skill, record_step, end_attempt, job completion",
+      note: "per run: the job, the run loaded (with its cancel check), one statement opening the attempt and deciding step 0, the skill, one statement recording step 0 and ending the attempt, the job's completion",
     }),
   );
   const lat = (xs: number[], p: number) => round(percentile(xs, p), 2);
@@ -368,11 +431,28 @@ export async function benchExecute(
       baseline: { value: lat(bareLat, 50), unit: "ms", trials: [] },
       baselineLabel: "add_job → no-op job completed, p50",
       better: "lower",
+      goal: { text: "≤ 3× bare", met: percentile(rpLat, 50) / percentile(bareLat, 50) <= 3 },
       note: `${opts.latencySamples} sequential samples each (after 5 warm-up); RunProof's end is the run's NOTIFY on runproof:tenant:<id>`,
       extra: {
         samples: rpLat.length,
         runproof_ms: rpLat.map((x) => round(x, 2)),
         bare_ms: bareLat.map((x) => round(x, 2)),
+      },
+    }),
+  );
+  r.push(
+    row({
+      section: "execute",
+      id: "execute.latency_vs_dbos.p50",
+      measure: "Latency enqueue_run → 1-step run succeeded, p50, against DBOS",
+      runproof: { value: lat(rpLat, 50), unit: "ms", trials: [] },
+      baseline: { value: lat(dbosLat, 50), unit: "ms", trials: [] },
+      baselineLabel: "DBOS: a 1-step workflow started → its result, p50",
+      better: "lower",
+      extra: {
+        samples: dbosLat.length,
+        dbos_ms: dbosLat.map((x) => round(x, 2)),
+        dbos_p99: lat(dbosLat, 99),
       },
     }),
   );
@@ -388,5 +468,6 @@ export async function benchExecute(
       extra: { samples: rpLat.length },
     }),
   );
+  await pool.query(`drop database if exists ${DBOS_DB} with (force)`);
   return r;
 }

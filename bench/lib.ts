@@ -85,6 +85,8 @@ export interface Row {
   goal?: { text: string; met: boolean | null };
   note?: string;
   extra?: Record<string, unknown>;
+  /** The server settings the figure was measured under (fsync, synchronous_commit, full_page_writes). */
+  settings?: string;
 }
 
 export function row(r: Omit<Row, "ratio">): Row {
@@ -127,11 +129,16 @@ export interface BenchDatabase {
   stop(): Promise<void>;
 }
 
+/** What a bench cluster runs under: durable (fsync, synchronous_commit, full_page_writes on) or not. */
+export type Durability = "durable" | "fsync-off";
+
 /**
- * A throwaway embedded Postgres (fsync off, like the test clusters), or, with DATABASE_URL,
- * a scratch database `runproof_bench` on that server (dropped and recreated; dropped at the end).
+ * A throwaway embedded Postgres, durable by default (fsync, synchronous_commit and
+ * full_page_writes on, as a production server runs; "fsync-off" turns the three off like the test
+ * clusters), or, with DATABASE_URL, a scratch database `runproof_bench` on that server (dropped and
+ * recreated; dropped at the end), under whatever settings that server has.
  */
-export async function openBenchDatabase(): Promise<BenchDatabase> {
+export async function openBenchDatabase(durability: Durability = "durable"): Promise<BenchDatabase> {
   const envUrl = process.env.DATABASE_URL;
   let rootUrl: string;
   let stopServer: () => Promise<void> = async () => {};
@@ -141,8 +148,12 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     log(`DATABASE_URL is set: using a scratch database ${BENCH_DB} on that server`);
   } else {
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "runproof-bench-"));
-    log(`starting a throwaway embedded Postgres in ${tmpDir}`);
-    const server = await startEmbeddedPostgres({ dataDir: path.join(tmpDir, "pg"), persistent: false });
+    log(`starting a throwaway embedded Postgres (${durability}) in ${tmpDir}`);
+    const server = await startEmbeddedPostgres({
+      dataDir: path.join(tmpDir, "pg"),
+      persistent: false,
+      durable: durability === "durable",
+    });
     rootUrl = server.rootUrl;
     stopServer = server.stop;
   }
@@ -284,6 +295,16 @@ export async function closeTrace(db: Queryable, o: OpenTrace): Promise<void> {
        from runproof.runs where tenant_id = $1 and id = $2`,
     [o.tenantId, o.runId, o.traceId],
   );
+  if (r.next_plan_step < r.steps) {
+    // Steps appended without their progress (the bare ledger statements): the run's progress
+    // catches up in one bulk move, which the run guard accepts for succeeded steps in order.
+    await db.query(`update runproof.runs set next_plan_step = $3 where tenant_id = $1 and id = $2`, [
+      o.tenantId,
+      o.runId,
+      r.steps,
+    ]);
+    r.next_plan_step = r.steps;
+  }
   if (r.next_plan_step === r.plan_steps) {
     await db.query(`select 1 from runproof_private.seal_trace($1, $2, 'completed')`, [o.tenantId, o.traceId]);
     await db.query(`update runproof.runs set status = 'succeeded' where tenant_id = $1 and id = $2`, [
@@ -294,7 +315,8 @@ export async function closeTrace(db: Queryable, o: OpenTrace): Promise<void> {
   }
   await db.query(
     `insert into runproof.policy_decisions (tenant_id, run_id, trace_id, step_index, plan_step, skill, decision, rule, reason)
-     values ($1, $2, $3, $4, $5, 'noop', 'allow', 'daily_budget', 'bench')`,
+     values ($1, $2, $3, $4, $5, 'noop', 'allow', 'daily_budget', 'bench')
+     on conflict do nothing`,
     [o.tenantId, o.runId, o.traceId, r.steps, r.next_plan_step],
   );
   await db.query(

@@ -65,11 +65,14 @@ const PG_QUERY = `
                    'root_hash', encode(t.root_hash, 'hex'),
                    'steps', (select json_agg(json_build_object(
                                'step_index', s.step_index, 'plan_step', s.plan_step, 'skill', s.skill, 'status', s.status,
-                               'policy_decision', s.policy_decision, 'input', s.input, 'output', s.output, 'error', s.error,
+                               'policy_decision', s.policy_decision, 'input', pl.input, 'output', pl.output, 'error', pl.error,
                                'started_at', s.started_at, 'finished_at', s.finished_at, 'duration_ms', s.duration_ms,
                                'cost_cents', s.cost_cents, 'recorded_at', s.recorded_at,
                                'prev_hash', encode(s.prev_hash, 'hex'), 'step_hash', encode(s.step_hash, 'hex')) order by s.step_index)
-                               from runproof.trace_steps s where s.tenant_id = t.tenant_id and s.trace_id = t.id))
+                               from runproof.trace_steps s
+                               left join runproof.step_payloads pl
+                                 on pl.tenant_id = s.tenant_id and pl.trace_id = s.trace_id and pl.step_index = s.step_index
+                              where s.tenant_id = t.tenant_id and s.trace_id = t.id))
                    order by t.attempt)
             from runproof.traces t where t.tenant_id = r.tenant_id and t.run_id = r.id) as traces
     from runproof.runs r where r.tenant_id = $1 and r.id = $2`;

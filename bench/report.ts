@@ -71,7 +71,7 @@ export function writeMarkdown(res: Results): string {
   lines.push(
     `Machine: ${m.cores} cores (${m.cpu_model}), ${m.memory_gib} GiB memory, Node ${m.node}, PostgreSQL ${pgv}` +
       ` (${res.postgres.embedded ? "throwaway embedded cluster" : "DATABASE_URL server, scratch database"}: shared_buffers ${res.postgres.shared_buffers},` +
-      ` fsync ${res.postgres.fsync}, synchronous_commit ${res.postgres.synchronous_commit}, max_parallel_workers_per_gather ${res.postgres.max_parallel_workers_per_gather}).` +
+      ` fsync ${res.postgres.fsync}, synchronous_commit ${res.postgres.synchronous_commit}, full_page_writes ${res.postgres.full_page_writes}, max_parallel_workers_per_gather ${res.postgres.max_parallel_workers_per_gather}).` +
       ` Load average ${m.load_average_start.join(" ")} at the start, ${m.load_average_end.join(" ")} at the end.`,
   );
   lines.push("");
@@ -81,21 +81,28 @@ export function writeMarkdown(res: Results): string {
       " (for throughput higher is better, for latency lower is better).",
   );
   lines.push("");
-  lines.push("| Measure | RunProof | Baseline | Ratio | Goal | Runs |");
-  lines.push("|---|---:|---|---:|---|---:|");
+  lines.push(
+    "Settings: **durable** is fsync, synchronous_commit and full_page_writes on (a production server's);" +
+      " **fsync-off** rows (`--fsync-off`) ran on a second cluster with the three off, for comparison only.",
+  );
+  lines.push("");
+  lines.push("| Measure | Settings | RunProof | Baseline | Ratio | Goal | Runs |");
+  lines.push("|---|---|---:|---|---:|---|---:|");
   let last = "";
   for (const r of res.rows) {
     if (r.section !== last) {
-      lines.push(`| **${TITLES[r.section] ?? r.section}** | | | | | |`);
+      lines.push(`| **${TITLES[r.section] ?? r.section}** | | | | | | |`);
       last = r.section;
     }
     const goal = r.goal ? `${r.goal.text} ${r.goal.met === null ? "" : r.goal.met ? "✅" : "❌"}` : "";
     const base = r.baseline ? `${fmtValue(r.baseline)} (${r.baselineLabel})` : r.baselineLabel || "–";
-    lines.push(`| ${r.measure} | ${fmtValue(r.runproof)} | ${base} | ${ratio(r)} | ${goal} | ${runs(r)} |`);
+    lines.push(
+      `| ${r.measure} | ${r.settings ?? "durable"} | ${fmtValue(r.runproof)} | ${base} | ${ratio(r)} | ${goal} | ${runs(r)} |`,
+    );
   }
   const pending = (res.sections.query as { pending?: string } | undefined)?.pending;
   if (pending) {
-    lines.push(`| **${TITLES.query}** | pending | | | p99 ≤ 50 ms | |`);
+    lines.push(`| **${TITLES.query}** | | pending | | | p99 ≤ 50 ms | |`);
   }
   lines.push("");
   const notes = res.rows.filter((r) => r.note).map((r) => `- ${r.measure}: ${r.note}.`);

@@ -22,6 +22,7 @@ import {
   newPool,
   openBenchDatabase,
   registerBuiltinSkills,
+  type Durability,
   round,
   row,
   serverFacts,
@@ -41,6 +42,7 @@ function parseArgs(argv: string[]) {
     only: new Set<Section>(SECTIONS),
     out: "",
     sql: [] as string[],
+    fsyncOff: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -57,9 +59,10 @@ function parseArgs(argv: string[]) {
       opts.only = new Set(list as Section[]);
     } else if (a.startsWith("--out")) opts.out = value();
     else if (a.startsWith("--sql")) opts.sql.push(value());
+    else if (a === "--fsync-off") opts.fsyncOff = true;
     else if (a === "--help" || a === "-h") {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--sql <file>]... [--out <path without extension>]\n`,
+        `usage: npm run bench -- [--quick] [--only ${SECTIONS.join(",")}] [--fsync-off] [--sql <file>]... [--out <path without extension>]\n`,
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -73,7 +76,7 @@ function parseArgs(argv: string[]) {
   return opts;
 }
 
-/** Sizes per mode. The full run takes ~15 minutes on a 2-core machine, --quick ~2. */
+/** Sizes per mode. The full run takes ~35 minutes on a shared 2-core machine with durable commits, --quick ~10. */
 function plan(quick: boolean) {
   return quick
     ? {
@@ -84,7 +87,8 @@ function plan(quick: boolean) {
           batchSize: 500,
           traces: 64,
           clients: 32,
-          concurrentMs: 1_500,
+          concurrentMs: 1_000,
+          scaling: [1, 4, 16, 32],
         },
         verify: { sizes: [10_000, 100_000], trialsFor: () => 3, explain: true },
         execute: {
@@ -104,13 +108,14 @@ function plan(quick: boolean) {
       }
     : {
         append: {
-          trials: 5,
-          seqSteps: 2_000,
-          batchRows: 50_000,
+          trials: 3,
+          seqSteps: 1_000,
+          batchRows: 20_000,
           batchSize: 500,
           traces: 64,
           clients: 32,
-          concurrentMs: 5_000,
+          concurrentMs: 3_000,
+          scaling: [1, 4, 16, 32],
         },
         // 1M steps: 3 trials of run_proof and verify_trace (each ~10 s), the others 5.
         verify: {
@@ -121,32 +126,27 @@ function plan(quick: boolean) {
         execute: {
           trials: 3,
           concurrency: 4,
-          runs: 200,
+          runs: 100,
           stepsPerRun: 10,
-          oneStepRuns: 200,
-          longRuns: 3,
+          oneStepRuns: 100,
+          longRuns: 2,
           longSteps: 1_000,
-          bareJobs: 3_000,
-          latencySamples: 200,
+          bareJobs: 2_000,
+          latencySamples: 100,
         },
         query: { trials: 3, connections: 32, seconds: 10, steps: 100 },
-        verifyAll: { runs: 10_000, steps: 100, trials: 3 },
-        runList: { runs: 1_000_000, smallRuns: 1_000, trials: 3, samples: 200 },
+        // Durable commits on a shared 2-core machine: building 10,000 finished runs took 15 minutes.
+        verifyAll: { runs: 2_000, steps: 100, trials: 3 },
+        runList: { runs: 200_000, smallRuns: 1_000, trials: 3, samples: 200 },
       };
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const p = plan(args.quick);
-  const started = new Date();
-  const t0 = performance.now();
-  const loadStart = loadAverage();
-  const git = gitRevision(); // at the start: the code and migrations that are measured
-  log(
-    `mode ${args.quick ? "quick" : "full"}${args.sql.length ? ` + ${args.sql.join(", ")}` : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
-  );
+type Args = ReturnType<typeof parseArgs>;
+type Sizes = ReturnType<typeof plan>;
 
-  const db = await openBenchDatabase();
+/** Runs the chosen sections on a fresh scratch database under `durability`. */
+async function measureOn(durability: Durability, only: Set<Section>, args: Args, p: Sizes) {
+  const db = await openBenchDatabase(durability);
   const pool = newPool(db.url, 10);
   const rows: Row[] = [];
   const sections: Record<string, unknown> = {};
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
     // verify_all first, while the ledger holds exactly its runs (it verifies everything there is).
     let verifyAll: Awaited<ReturnType<typeof measureVerifyAll>> | undefined;
     let verifyAllGen = 0;
-    if (args.only.has("scale")) {
+    if (only.has("scale")) {
       await section("scale.verify_all", async () => {
         const t = await createTenant(pool, "bench-verify-all");
         log(
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("append")) {
+    if (only.has("append")) {
       await section("append", async () => {
         const t = await createTenant(pool, "bench-append");
         rows.push(...(await benchAppend(db.url, pool, t, p.append)));
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     }
 
     let largest: { steps: number; steps_per_s: number } | undefined;
-    if (args.only.has("verify")) {
+    if (only.has("verify")) {
       await section("verify", async () => {
         const t = await createTenant(pool, "bench-verify");
         const v = await benchVerify(pool, t, p.verify);
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("execute")) {
+    if (only.has("execute")) {
       await section("execute", async () => {
         const t = await createTenant(pool, "bench-execute");
         rows.push(...(await benchExecute(db.url, pool, t, p.execute)));
@@ -245,7 +245,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("query")) {
+    if (only.has("query")) {
       await section("query", async () => {
         const t = await createTenant(pool, "bench-query");
         const q = await benchQuery(db.url, db.embedded, pool, t, p.query);
@@ -257,7 +257,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (args.only.has("scale")) {
+    if (only.has("scale")) {
       await section("scale.run_list", async () => {
         const big = await createTenant(pool, "bench-scale");
         const small = await createTenant(pool, "bench-scale-small");
@@ -302,6 +302,63 @@ async function main(): Promise<void> {
       }
     }
 
+    return { rows, sections, notes, timings, facts, migrations, embedded: db.embedded };
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await pool.end().catch(() => {});
+    await db.stop();
+  }
+}
+
+/** A full run's table goes into the README, between its bench-table markers. */
+function updateReadme(md: string): void {
+  const file = path.join(REPO_ROOT, "README.md");
+  const text = fs.readFileSync(file, "utf8");
+  const begin = "<!-- bench-table: written by npm run bench from bench/results.md -->";
+  const end = "<!-- /bench-table -->";
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) {
+    log("README.md has no bench-table markers: its table was not updated");
+    return;
+  }
+  const table = md
+    .split("\n")
+    .filter((l) => l.startsWith("|"))
+    .join("\n");
+  fs.writeFileSync(file, `${text.slice(0, a + begin.length)}\n${table}\n${text.slice(b)}`);
+  log("README.md: benchmark table updated from this run");
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const p = plan(args.quick);
+  const started = new Date();
+  const t0 = performance.now();
+  const loadStart = loadAverage();
+  const git = gitRevision(); // at the start: the code and migrations that are measured
+  log(
+    `mode ${args.quick ? "quick" : "full"}${args.sql.length ? ` + ${args.sql.join(", ")}` : ""}; sections ${[...args.only].join(", ")}; ${os.cpus().length} cores, load ${loadStart.join(" ")}`,
+  );
+
+  const measured = await measureOn("durable", args.only, args, p);
+  const { rows, notes, sections, timings, facts, migrations, embedded } = measured;
+  for (const r of rows) r.settings = "durable";
+  if (args.fsyncOff) {
+    // The commit-bound sections again on a cluster with fsync, synchronous_commit and
+    // full_page_writes off, for comparison with earlier results (never a goal).
+    const only = new Set([...args.only].filter((s) => s === "append" || s === "execute"));
+    if (only.size) {
+      log(`fsync-off pass: ${[...only].join(", ")}`);
+      const off = await measureOn("fsync-off", only, args, p);
+      for (const r of off.rows)
+        rows.push({ ...r, id: `${r.id}@fsync-off`, settings: "fsync-off", goal: undefined });
+      for (const [k, v] of Object.entries(off.timings)) timings[`${k}@fsync-off`] = v;
+      sections.fsync_off = { postgres: off.facts, sections: off.sections };
+    }
+  }
+  {
     const results = {
       generated_at: started.toISOString(),
       mode: args.quick ? "quick" : "full",
@@ -320,7 +377,7 @@ async function main(): Promise<void> {
         load_average_start: loadStart,
         load_average_end: loadAverage(),
       },
-      postgres: { embedded: db.embedded, ...facts },
+      postgres: { embedded, ...facts },
       notes,
       rows,
       sections,
@@ -328,11 +385,10 @@ async function main(): Promise<void> {
     const out = path.resolve(REPO_ROOT, args.out);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(`${out}.json`, `${JSON.stringify(results, null, 2)}\n`);
-    fs.writeFileSync(`${out}.md`, writeMarkdown(results));
+    const md = writeMarkdown(results);
+    fs.writeFileSync(`${out}.md`, md);
+    if (args.out === "bench/results") updateReadme(md);
     log(`wrote ${path.relative(REPO_ROOT, out)}.json and .md (${results.duration_seconds} s)`);
-  } finally {
-    await pool.end().catch(() => {});
-    await db.stop();
   }
 }
 

@@ -1,7 +1,9 @@
 // 2. Verify: runproof.run_proof / runproof.verify_trace steps/second on traces of growing size,
 // against the floor: node:crypto SHA-256 over the very same canonical bytes (fetched from
 // runproof_private.step_canonical), recomputing the chain and comparing every stored hash.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import os from "node:os";
 import type pg from "pg";
 import {
   figure,
@@ -78,6 +80,33 @@ async function fetchCanonical(pool: pg.Pool, o: OpenTrace): Promise<Fetched> {
   }
   out.fetchMs = now() - start;
   return out;
+}
+
+/** `openssl speed sha256` at one message size on this machine, one core: bytes/s (null without openssl). */
+function opensslSha256(bytes: number): number | null {
+  try {
+    const out = execFileSync("openssl", ["speed", "-seconds", "1", "-bytes", String(bytes), "sha256"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 30_000,
+    });
+    const m = /^sha256\s+([\d.]+)k\s*$/m.exec(out);
+    return m ? Number(m[1]) * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The physical limit: the two SHA-256 of each step of the floor (its canonical bytes, then the
+ * 64-byte link) at openssl's speed, on every core of this machine. Steps/s.
+ */
+export function physicalLimit(canonicalBytesPerStep: number): { perCore: number; cores: number } | null {
+  const big = opensslSha256(Math.max(1, Math.round(canonicalBytesPerStep)));
+  const link = opensslSha256(64);
+  if (!big || !link) return null;
+  const perCore = 1 / (canonicalBytesPerStep / big + 64 / link);
+  return { perCore, cores: os.cpus().length };
 }
 
 /** The floor: the whole chain recomputed in node, every link and every stored hash compared. */
@@ -186,6 +215,21 @@ export async function benchVerify(pool: pg.Pool, t: Tenant, opts: VerifyOptions)
         goal: met(verifyTrace),
       }),
     );
+    const physical = size === opts.sizes[opts.sizes.length - 1] ? physicalLimit(bytes / size) : null;
+    if (physical) {
+      result.rows.push(
+        row({
+          section: "verify",
+          id: `verify.physical.${size}`,
+          measure: `Verify verify_trace, ${fmtInt(size)} steps, against the physical limit`,
+          runproof: figure(verifyTrace, "steps/s"),
+          baseline: { value: physical.perCore * physical.cores, unit: "steps/s", trials: [] },
+          baselineLabel: `openssl speed sha256 on this machine: the floor's two hashes per step on all ${physical.cores} cores (${fmtInt(physical.perCore)} steps/s per core)`,
+          better: "higher",
+          extra: { physical_per_core_steps_per_s: Math.round(physical.perCore), cores: physical.cores },
+        }),
+      );
+    }
     result.largest = { steps: size, steps_per_s: median(runProof) };
     fetched.canonical.length = 0;
 

@@ -8,7 +8,8 @@
 --   psql -X -d runproof_dba -f docs/dba-seed.sql
 --
 -- It drives the ledger through the functions the worker calls (tasks/execute_run.ts,
--- sql/execution/):
+-- sql/execution/; the worker calls them through runproof_private.advance_attempt, one statement
+-- per step):
 --   runproof_private.start_attempt  moves the run to running with a new attempt and opens its trace;
 --   runproof_private.decide_step    takes the policy decision for the next step, just before it runs;
 --   runproof_private.record_step    records the step (the database computes the decision hash, the

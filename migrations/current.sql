@@ -22,4 +22,15 @@ $$;
 create index if not exists api_keys_key_hash_idx on runproof_private.api_keys (key_hash);
 comment on index runproof_private.api_keys_key_hash_idx is 'Serves authenticating a key by its hash (runproof_private.authenticate), which knows no tenant yet.';
 
+-- Issue 14: step transactions never NOTIFY (PostgreSQL serialises NOTIFYing commits
+-- cluster-wide across the WAL flush); the worker announces steps after their commit, batched, and
+-- makes one statement per step (advance_attempt).
+drop trigger if exists tg_trace_steps__notify on runproof.trace_steps;
+drop function if exists runproof_private.tg_trace_steps__notify();
+delete from runproof_private.guard_descriptions where table_name = 'trace_steps' and trigger_name = 'tg_trace_steps__notify';
+--!include execution/notify.sql
+--!include execution/record_step.sql
+--!include execution/advance.sql
+--!include ledger/runs.sql
+
 --!include api/access.sql

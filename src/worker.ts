@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { Logger as WorkerLogger, run, type Runner } from "graphile-worker";
 import pg from "pg";
+import { Announcer } from "./lib/announcer.ts";
 import type { Config } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { isConnectionLost, type WorkerContext } from "./lib/worker-context.ts";
@@ -61,11 +62,13 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       process.pid,
     ]);
   };
+  const announcer = new Announcer(opts.connectionString, logger);
   const ctx: WorkerContext = {
     pool,
     config,
     registry,
     logger,
+    announcer,
     processId,
     async registerWorker(workerId) {
       if (!workerId || known.has(workerId)) return;
@@ -129,6 +132,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       await pool
         .query(`delete from runproof_private.worker_heartbeats where process_id = $1`, [processId])
         .catch(() => {});
+      await announcer.close();
       await pool.end();
     },
   };

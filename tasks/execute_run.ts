@@ -1,7 +1,8 @@
 // Task execute_run: one execution attempt of a run. For each plan step from the run's resume
-// point: a policy decision (recorded before the call), the skill call with a timeout and the
-// job's abort signal, then one transaction that records the step and the run's progress.
-// Every attempt ends with its trace sealed: completed, failed or aborted, never left running.
+// point: the skill call with a timeout and the job's abort signal, then one statement
+// (advance_attempt) that records the step and the run's progress, checks for a cancel request and
+// records the policy decision for the next step before its skill is called. Every attempt ends
+// with its trace sealed: completed, failed or aborted, never left running.
 import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
 import { planSchema, type Plan } from "../src/planner/plan.ts";
@@ -72,6 +73,67 @@ interface StepRecord {
   costCents: number;
 }
 
+interface Advance {
+  trace_id: string;
+  attempt: number | null;
+  run_status: string;
+  finished: boolean;
+  decision: string | null;
+  reason: string | null;
+  announce_channels: string[] | null;
+  announce_payloads: string[] | null;
+}
+
+interface NextStep {
+  skill: string;
+  estimatedCents: number;
+  input: unknown;
+}
+
+/**
+ * The one statement per step (runproof_private.advance_attempt): records the succeeded step (if
+ * any), checks for a cancel request and decides the next step (recorded before its skill is
+ * called), or ends the attempt; opens it when traceId is null.
+ */
+async function advance(
+  db: pg.Pool,
+  a: { tenantId: string; runId: string; traceId: string | null },
+  at: { stepIndex: number; planStep: number },
+  done: Omit<StepRecord, "stepIndex" | "planStep" | "status" | "error"> | null,
+  next: NextStep | null,
+  traceMetadata: object = {},
+): Promise<Advance> {
+  const {
+    rows: [r],
+  } = await db.query<Advance>(
+    `select * from runproof_private.advance_attempt(
+       p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_plan_step => $5,
+       p_status => $6, p_skill => $7, p_input => $8, p_output => $9, p_started_at => $10, p_finished_at => $11,
+       p_duration_ms => $12, p_cost_cents => $13, p_next_skill => $14, p_next_estimated_cents => $15,
+       p_next_input => $16, p_trace_metadata => $17)`,
+    [
+      a.tenantId,
+      a.runId,
+      a.traceId,
+      at.stepIndex,
+      at.planStep,
+      done ? "succeeded" : null,
+      done?.skill ?? null,
+      done ? JSON.stringify(redact(done.input ?? {})) : null,
+      done && done.output !== undefined && done.output !== null ? JSON.stringify(redact(done.output)) : null,
+      done?.startedAt ?? null,
+      done?.finishedAt ?? null,
+      done ? done.durationMs.toFixed(3) : null,
+      done?.costCents ?? null,
+      next?.skill ?? null,
+      next?.estimatedCents ?? 0,
+      next ? JSON.stringify(redact(next.input ?? {})) : null,
+      traceMetadata,
+    ],
+  );
+  return r;
+}
+
 async function recordStep(db: pg.Pool | pg.PoolClient, a: Attempt, s: StepRecord): Promise<void> {
   await db.query(
     `select 1 from runproof_private.record_step(
@@ -105,8 +167,10 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
     const log = ctx.logger.child({ run_id: runId, job_id: helpers.job.id });
     let {
       rows: [run],
-    } = await ctx.pool.query<RunRow>(
-      `select r.*, runproof.runs_is_finished(r) as finished from runproof.runs r where tenant_id = $1 and id = $2`,
+    } = await ctx.pool.query<RunRow & { cancel_reason: string | null }>(
+      `select r.*, runproof.runs_is_finished(r) as finished,
+              runproof_private.cancel_requested(r.tenant_id, r.id) as cancel_reason
+         from runproof.runs r where tenant_id = $1 and id = $2`,
       [tenantId, runId],
     );
     if (!run || run.finished) return;
@@ -116,8 +180,10 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
       // The previous holder of this job died mid-attempt: close its trace as aborted first.
       ({
         rows: [run],
-      } = await ctx.pool.query<RunRow>(
-        `select r.*, runproof.runs_is_finished(r) as finished from runproof_private.recover_orphan($1, $2, $3) r`,
+      } = await ctx.pool.query<RunRow & { cancel_reason: string | null }>(
+        `select r.*, runproof.runs_is_finished(r) as finished,
+                runproof_private.cancel_requested(r.tenant_id, r.id) as cancel_reason
+           from runproof_private.recover_orphan($1, $2, $3) r`,
         [tenantId, runId, helpers.job.locked_by],
       ));
       log.warn(
@@ -127,32 +193,30 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
       // Abandoned too often without progress: recover_orphan failed the run.
       if (run.finished) return;
     }
-    const cancelReason = await cancelRequested(ctx, tenantId, runId);
-    if (cancelReason !== null) {
-      await ctx.pool.query(`select runproof.cancel_run($1, $2, $3)`, [runId, cancelReason, tenantId]);
+    if (run.cancel_reason !== null) {
+      await ctx.pool.query(`select runproof.cancel_run($1, $2, $3)`, [runId, run.cancel_reason, tenantId]);
       return;
     }
 
     // Stored plans were validated in SQL; a skill this worker lacks fails its step (SKILL_NOT_LOADED).
     const plan = planSchema.parse(run.plan);
-    const {
-      rows: [trace],
-    } = await ctx.pool.query<{ id: string; attempt: number }>(
-      `select id, attempt from runproof_private.start_attempt($1, $2, $3)`,
-      [
-        tenantId,
-        runId,
-        { process_id: ctx.processId, worker_id: helpers.job.locked_by, job_id: String(helpers.job.id) },
-      ],
+    // One statement opens the attempt and decides its first step.
+    const first = await advance(
+      ctx.pool,
+      { tenantId, runId, traceId: null },
+      { stepIndex: 0, planStep: run.next_plan_step },
+      null,
+      nextStep(ctx, plan, run.next_plan_step),
+      { process_id: ctx.processId, worker_id: helpers.job.locked_by, job_id: String(helpers.job.id) },
     );
-    const a: Attempt = { tenantId, runId, traceId: trace.id };
+    const a: Attempt = { tenantId, runId, traceId: first.trace_id };
     log.info(
-      { attempt: trace.attempt, from_plan_step: run.next_plan_step, steps: plan.steps.length },
+      { attempt: first.attempt, from_plan_step: run.next_plan_step, steps: plan.steps.length },
       "attempt started",
     );
 
     try {
-      await executeSteps(ctx, helpers, a, run, plan, log);
+      await executeSteps(ctx, helpers, a, run, plan, log, first);
     } catch (e) {
       // Something outside a skill failed (the database, a bug): never leave the trace running.
       log.error({ err: (e as Error).message }, "attempt failed unexpectedly");
@@ -178,14 +242,15 @@ export function createExecuteRunTask(ctx: WorkerContext): Task {
   };
 }
 
-async function cancelRequested(ctx: WorkerContext, tenantId: string, runId: string): Promise<string | null> {
-  const {
-    rows: [r],
-  } = await ctx.pool.query<{ reason: string | null }>(
-    `select runproof_private.cancel_requested($1, $2) as reason`,
-    [tenantId, runId],
-  );
-  return r.reason;
+/** The plan step to decide next (its skill's cost estimate and input), or null when the plan is done. */
+function nextStep(ctx: WorkerContext, plan: Plan, planStep: number): NextStep | null {
+  const step = plan.steps[planStep];
+  if (!step) return null;
+  return {
+    skill: step.skill,
+    estimatedCents: ctx.registry.get(step.skill)?.costCents ?? 0,
+    input: step.input,
+  };
 }
 
 async function executeSteps(
@@ -195,21 +260,20 @@ async function executeSteps(
   run: RunRow,
   plan: Plan,
   log: WorkerContext["logger"],
+  first: Advance,
 ): Promise<void> {
+  let adv = first;
   let stepIndex = 0;
-  for (let planStep = run.next_plan_step; planStep < plan.steps.length; planStep++, stepIndex++) {
-    // Between steps: a cancel request or a worker shutdown stops the attempt cleanly.
-    const cancelReason = await cancelRequested(ctx, a.tenantId, a.runId);
-    if (cancelReason !== null) {
-      await endAttempt(ctx.pool, a, {
-        traceStatus: "aborted",
-        runStatus: "cancelled",
-        error: cancelReason,
-        metadata: { cancelled: cancelReason },
-      });
-      log.info("run cancelled between steps");
+  for (let planStep = run.next_plan_step; ; planStep++, stepIndex++) {
+    // The last statement ended the attempt: the plan is done, a cancel request was found, or the
+    // policy denied the next step (SQL recorded the denied step and halted the run).
+    if (adv.decision !== "allow") {
+      if (adv.run_status === "succeeded") log.info("run succeeded");
+      else if (adv.run_status === "cancelled") log.info("run cancelled between steps");
+      else log.warn({ plan_step: planStep, status: adv.run_status }, "run halted by policy");
       return;
     }
+    // Between steps: a worker shutdown stops the attempt cleanly (the decision stays recorded).
     if (helpers.abortSignal.aborted) {
       await endAttempt(ctx.pool, a, {
         traceStatus: "aborted",
@@ -222,25 +286,6 @@ async function executeSteps(
 
     const step = plan.steps[planStep];
     const skill = ctx.registry.get(step.skill);
-    const {
-      rows: [decision],
-    } = await ctx.pool.query<{ decision: string; reason: string }>(
-      `select decision, reason from runproof_private.decide_step(
-         p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_plan_step => $5,
-         p_skill => $6, p_estimated_cents => $7)`,
-      [a.tenantId, a.runId, a.traceId, stepIndex, planStep, step.skill, skill?.costCents ?? 0],
-    );
-    if (decision.decision === "deny") {
-      // SQL records the denied step and halts the run, with the incident the rule calls for.
-      await ctx.pool.query(
-        `select 1 from runproof_private.record_denial(
-           p_tenant_id => $1, p_run_id => $2, p_trace_id => $3, p_step_index => $4, p_input => $5)`,
-        [a.tenantId, a.runId, a.traceId, stepIndex, JSON.stringify(redact(step.input ?? {}))],
-      );
-      log.warn({ plan_step: planStep, reason: decision.reason }, "run halted by policy");
-      return;
-    }
-
     const startedAt = new Date();
     // A failed step ends the attempt: recorded with its error, the run retried (transient) or failed.
     const failStep = async (err: SkillError) => {
@@ -249,6 +294,8 @@ async function executeSteps(
       // A worker shutting down aborts the call: the attempt is abandoned (aborted), not failed,
       // so it does not count against max_attempts, and the run resumes at once elsewhere.
       const shutdown = err.code === "ABORTED" && helpers.abortSignal.aborted;
+      // The failed step is announced in its own transaction (it ends the attempt), after what went before.
+      await ctx.announcer.flush();
       await inTransaction(ctx.pool, async (c) => {
         await recordStep(c, a, {
           stepIndex,
@@ -322,20 +369,25 @@ async function executeSteps(
       );
       return;
     }
+    const next = nextStep(ctx, plan, planStep + 1);
+    // The statement that ends the attempt announces its step itself, after what went before.
+    if (!next) await ctx.announcer.flush();
     try {
-      await recordStep(ctx.pool, a, {
-        stepIndex,
-        planStep,
-        skill: step.skill,
-        status: "succeeded",
-        input: step.input,
-        output: result.output ?? null,
-        error: null,
-        startedAt,
-        finishedAt: new Date(),
-        durationMs: result.durationMs,
-        costCents: result.costCents ?? 0,
-      });
+      adv = await advance(
+        ctx.pool,
+        a,
+        { stepIndex, planStep },
+        {
+          skill: step.skill,
+          input: step.input,
+          output: result.output ?? null,
+          startedAt,
+          finishedAt: new Date(),
+          durationMs: result.durationMs,
+          costCents: result.costCents ?? 0,
+        },
+        next,
+      );
     } catch (e) {
       // A lost database connection is not the step's failure: end the attempt like any worker
       // error (the outer catch), and a later attempt repeats the step with the same idempotency key.
@@ -351,7 +403,6 @@ async function executeSteps(
       );
       return;
     }
+    ctx.announcer.announce(adv.announce_channels, adv.announce_payloads);
   }
-  await endAttempt(ctx.pool, a, { traceStatus: "completed", runStatus: "succeeded" });
-  log.info("run succeeded");
 }

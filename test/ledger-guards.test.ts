@@ -11,7 +11,7 @@ test.after.always(async () => db?.drop());
 test.serial("runproof_private.guards lists every guard trigger as always enabled", async (t) => {
   const { rows: all } = await db.pool.query(`select * from runproof_private.guards`);
   const rows = all.filter((r) => !r.trigger_name.startsWith("foreign key "));
-  t.is(rows.length, 27);
+  t.is(rows.length, 26);
   const fks = all.filter((r) => r.trigger_name.startsWith("foreign key "));
   t.true(fks.length >= 10);
   for (const r of fks) t.is(r.enabled, "origin only (foreign key)", r.trigger_name);

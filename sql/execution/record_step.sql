@@ -55,8 +55,14 @@ begin
     values (p_tenant_id, (now() at time zone 'UTC')::date, p_cost_cents)
     on conflict (tenant_id, day) do update set spent_cents = s.spent_cents + excluded.spent_cents;
   end if;
+  -- A failed or denied step ends its attempt in this transaction, whose status change NOTIFYs
+  -- anyway: it is announced here, before the status. A succeeded one is announced by the worker
+  -- after the commit (sql/execution/notify.sql).
+  if p_status <> 'succeeded' then
+    perform pg_notify('runproof:run:' || p_run_id, runproof_private.step_announcement(v_step));
+  end if;
   return v_step;
 end
 $$;
 comment on function runproof_private.record_step(uuid, uuid, uuid, integer, integer, text, text, jsonb, jsonb, text, timestamptz, timestamptz, numeric, numeric, text, text) is
-  'Records a step (input and output redacted, then stored in runproof.step_payloads with salted commitments in the step; hashes computed by the chain trigger) and the run''s progress and spend, in one transaction.';
+  'Records a step (input and output redacted, then stored in runproof.step_payloads with salted commitments in the step; hashes computed by the chain trigger) and the run''s progress and spend, in one transaction. Announces a failed or denied step (its attempt ends in the same transaction); a succeeded one is announced by the worker after the commit.';

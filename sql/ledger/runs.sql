@@ -150,9 +150,14 @@ begin
            min(l.plan_step) filter (where l.rn = 1) as last_plan_step,
            min(l.status) filter (where l.rn = 1) as last_status
       into v_last
+      -- The attempt's trace first (unique by tenant, run, attempt), then a backward scan of its
+      -- primary key: a join let the planner walk the steps of every trace (15 ms a step with a
+      -- 1,000,000-step trace in the table, bench/FINDINGS.md).
       from (select s.plan_step, s.status, s.cost_cents, row_number() over (order by s.step_index desc) as rn
-              from runproof.traces t join runproof.trace_steps s on s.tenant_id = t.tenant_id and s.trace_id = t.id
-             where t.tenant_id = old.tenant_id and t.run_id = old.id and t.attempt = old.attempts
+              from runproof.trace_steps s
+             where s.tenant_id = old.tenant_id
+               and s.trace_id = (select t.id from runproof.traces t
+                                  where t.tenant_id = old.tenant_id and t.run_id = old.id and t.attempt = old.attempts)
              order by s.step_index desc
              limit greatest(new.next_plan_step - old.next_plan_step, 1)) l;
     if new.next_plan_step < old.next_plan_step

@@ -13,6 +13,11 @@ export interface EmbeddedPostgresOptions {
   dataDir: string;
   port?: number;
   persistent: boolean;
+  /**
+   * A throwaway cluster with fsync, synchronous_commit and full_page_writes on, as a production
+   * server runs (the benchmarks); without it a throwaway cluster turns them off (the tests).
+   */
+  durable?: boolean;
   onLog?: (m: string) => void;
 }
 
@@ -147,17 +152,28 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
         "unix_socket_directories=",
         ...(opts.persistent
           ? []
-          : [
-              // Throwaway test clusters: many parallel test DBs, no durability.
-              "-c",
-              "max_connections=200",
-              "-c",
-              "fsync=off",
-              "-c",
-              "synchronous_commit=off",
-              "-c",
-              "full_page_writes=off",
-            ]),
+          : opts.durable
+            ? [
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "full_page_writes=on",
+              ]
+            : [
+                // Throwaway test clusters: many parallel test DBs, no durability.
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+              ]),
       ],
       onLog: capture,
       onError: (e) => capture(`[error] ${e instanceof Error ? e.message : String(e)}`),

@@ -1,7 +1,9 @@
-// What the worker's tasks share: the owner pool, config, loaded skills, and the liveness hook.
+// What the worker's tasks share: the owner pool, config, loaded skills, the announcer, and the
+// liveness hook.
 import type pg from "pg";
 import { z } from "zod";
 import type { SkillRegistry } from "../skills/registry.ts";
+import type { Announcer } from "./announcer.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 
@@ -10,6 +12,8 @@ export interface WorkerContext {
   config: Config;
   registry: SkillRegistry;
   logger: Logger;
+  /** Announces recorded steps after their commit (step transactions never NOTIFY). */
+  announcer: Announcer;
   /** host:pid:random of this worker process (also in each trace's metadata). */
   processId: string;
   /** Records that this process runs graphile-worker's `workerId`, so its heartbeat covers the job. */
