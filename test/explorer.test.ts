@@ -11,6 +11,8 @@ import path from "node:path";
 import test from "ava";
 import type { Browser, Page } from "puppeteer-core";
 import { exportBundle } from "../src/lib/bundle.ts";
+import { checkpointNow, generateKeyPem } from "../src/lib/checkpoints.ts";
+import { signerFromPem } from "../src/lib/offline-checkpoint.ts";
 import { verifyBundle } from "../src/lib/offline-verify.ts";
 import { nodeSha256 } from "../src/lib/sha256-node.ts";
 import {
@@ -169,6 +171,7 @@ if (!chromium) {
         t.regex(r.text, /GUARDED/);
       }
       t.regex(await mainText(page), /4 runs/);
+      t.is((await page.$$("[data-testid=checkpoint-badge]")).length, 0, "no checkpoint yet, no badge");
       // Filter by a status no run has.
       await page.select("select[name=status]", "failed");
       await waitForText(page, /0 runs/);
@@ -269,6 +272,72 @@ if (!chromium) {
     t.deepEqual(rows[0], { status: "cancelled", error: "cancelled from the web explorer" });
     await page.close();
   });
+
+  test.serial(
+    "a checkpointed run shows the badge and its inclusion; a run sealed after the checkpoint does not",
+    async (t) => {
+      const d = await apiTenant(db.pool, "umbrella");
+      const inLog: string[] = [];
+      for (let i = 0; i < 3; i++) inLog.push((await completedRun(db.pool, d, { stepsPerTrace: 2 })).runId);
+      // What `runproof checkpoint now` does, signed with a throwaway key (as test/worker-checkpoint.test.ts).
+      const signer = signerFromPem("runproof.test/explorer", generateKeyPem());
+      const cp = await checkpointNow(
+        db.pool,
+        {
+          schedule: "* * * * *",
+          key: undefined,
+          keyFile: undefined,
+          keyName: signer.name,
+          anchors: [],
+          retryBaseMs: 1000,
+          retryMaxMs: 60000,
+        },
+        signer,
+      );
+      t.true(cp.signed >= 1);
+      const { runId: later } = await completedRun(db.pool, d, { stepsPerTrace: 2 });
+
+      const page = await newPage();
+      await signIn(page, base, d.apiKey);
+      await page.waitForSelector(`tr[data-run-id="${later}"] [data-testid=checkpoint-badge]`);
+      const badges = await page.$$eval("table.runs tbody tr", (trs) =>
+        Object.fromEntries(
+          trs.map((tr) => [
+            tr.getAttribute("data-run-id"),
+            tr.querySelector("[data-testid=checkpoint-badge]")?.textContent ?? null,
+          ]),
+        ),
+      );
+      t.deepEqual(badges, {
+        [inLog[0]]: "checkpointed",
+        [inLog[1]]: "checkpointed",
+        [inLog[2]]: "checkpointed",
+        [later]: "not checkpointed",
+      });
+
+      await page.goto(`${base}#/runs/${inLog[0]}`);
+      await page.waitForSelector("[data-testid=log-inclusion][data-checkpointed=true]");
+      const shown = await page.$eval("[data-testid=log-inclusion]", (el) => ({
+        leaf: el.querySelector("[data-testid=leaf-index]")?.textContent,
+        size: el.querySelector("[data-testid=checkpoint-size]")?.textContent,
+        proof: el.querySelector("[data-testid=inclusion-length]")?.textContent,
+        note: el.querySelector("[data-testid=signed-note]")?.textContent ?? "",
+      }));
+      t.is(shown.leaf, "0");
+      t.is(shown.size, "3");
+      t.is(shown.proof, "2 hash(es)", "a leaf of a 3-leaf tree has a 2-hash inclusion proof");
+      t.true(shown.note.startsWith(`runproof.test/explorer/${d.tenantId}\n3\n`), shown.note);
+      t.regex(shown.note, /\n\u2014 runproof\.test\/explorer [A-Za-z0-9+/=]+\n$/);
+
+      await page.goto(`${base}#/runs/${later}`);
+      await page.waitForSelector("[data-testid=not-checkpointed]");
+      t.regex(
+        await page.$eval("[data-testid=log-inclusion]", (el) => el.textContent ?? ""),
+        /Not yet checkpointed: leaf 3 of the log, the latest checkpoint holds 3 leaves\./,
+      );
+      await page.close();
+    },
+  );
 
   test.serial("a tampered run is shown TAMPERED, its first bad step highlighted", async (t) => {
     const page = await newPage();

@@ -11,6 +11,8 @@ import {
   duration,
   ErrorBox,
   FINAL,
+  CheckpointBadge,
+  checkpointed,
   GuardBadge,
   html,
   pretty,
@@ -88,6 +90,10 @@ interface Proof {
   guardStatus: string | null;
   guardDetail: string | null;
   verifiedAt: string | null;
+  leafIndex: string | null;
+  checkpointSize: string | null;
+  inclusionProof: string[] | null;
+  checkpoint: string | null;
 }
 
 interface Step extends TimelineStep {
@@ -111,6 +117,7 @@ const PROOF_QUERY = `query RunProof($id: UUID!) {
     proof {
       integrityModel proofFormat verificationStatus chainLength traceCount stepCount erasedSteps rootHash
       firstBadAttempt firstBadTraceId firstBadStepIndex reason guardStatus guardDetail verifiedAt
+      leafIndex checkpointSize inclusionProof checkpoint
     }
   }
 }`;
@@ -499,6 +506,7 @@ function ProofPanel({
         ? html`<p class="verdict-line">
               <${VerdictBadge} verdict=${proof.verificationStatus} />
               <${GuardBadge} guard=${proof.guardStatus} />
+              <${CheckpointBadge} place=${proof} />
               <span class="note">recomputed by the database ${proof.verifiedAt ? new Date(proof.verifiedAt).toLocaleTimeString() : ""}</span>
               <button type="button" class="secondary" onClick=${onRecheck}>Verify again</button>
             </p>
@@ -521,7 +529,8 @@ function ProofPanel({
               <dt>Erased steps</dt><dd>${proof.erasedSteps ?? 0}</dd>
               <dt>Run root</dt><dd><code class="hash">${proof.rootHash ?? run.rootHash ?? "– (the run is not sealed yet)"}</code></dd>
               ${proof.guardDetail ? html`<dt>Guard detail</dt><dd>${proof.guardDetail}</dd>` : null}
-            </dl>`
+            </dl>
+            <${LogInclusion} proof=${proof} />`
         : error
           ? null
           : html`<p>Verifying…</p>`
@@ -671,4 +680,33 @@ function StepDetail({ api, stepKey, onClose }: { api: Api; stepKey: string; onCl
           : html`<p>Loading…</p>`
     }
   </section>`;
+}
+
+/** The run's leaf in its tenant's signed log (docs/proof-format.md section 13): the checkpoint that holds it. */
+function LogInclusion({ proof }: { proof: Proof }) {
+  const c = checkpointed(proof);
+  return html`<div class="log-inclusion" data-testid="log-inclusion" data-checkpointed=${String(c === true)}>
+    <h3>Checkpoint inclusion</h3>
+    ${
+      c
+        ? html`<dl class="facts">
+            <dt>Leaf index</dt><dd data-testid="leaf-index">${proof.leafIndex}</dd>
+            <dt>Checkpoint size</dt><dd data-testid="checkpoint-size">${proof.checkpointSize}</dd>
+            <dt>Inclusion proof</dt><dd data-testid="inclusion-length">${proof.inclusionProof?.length ?? 0} hash(es)</dd>
+          </dl>
+          <p class="note">The signed checkpoint (a C2SP signed note; check it with the operator's verifier key):</p>
+          <pre class="note-text" data-testid="signed-note">${proof.checkpoint}</pre>`
+        : html`<p data-testid="not-checkpointed">
+            Not yet checkpointed${
+              proof.leafIndex !== null
+                ? html`: leaf ${proof.leafIndex} of the log, ${
+                    proof.checkpointSize === null
+                      ? "and the tenant has no checkpoint yet"
+                      : `the latest checkpoint holds ${proof.checkpointSize} leaves`
+                  }.`
+                : " (the run is not sealed into its tenant's log yet)."
+            }
+          </p>`
+    }
+  </div>`;
 }

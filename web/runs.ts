@@ -9,6 +9,7 @@ import {
   duration,
   ErrorBox,
   FINAL,
+  CheckpointBadge,
   GuardBadge,
   html,
   RUN_STATUSES,
@@ -54,10 +55,10 @@ const RUNS_QUERY = `query Runs(${ARGS}) {
 // Counting a tenant's million runs takes about half a second: asked apart, it never holds the page back.
 const COUNT_QUERY = `query RunCount($condition: RunCondition) { runs(first: 0, condition: $condition) { totalCount } }`;
 const BADGES_QUERY = `query RunBadges(${ARGS}) {
-  ${CALL} { nodes { id proof { verificationStatus guardStatus } } }
+  ${CALL} { nodes { id proof { verificationStatus guardStatus leafIndex checkpointSize } } }
 }`;
 const AGENTS_QUERY = `query AgentNames { agents(first: 100) { nodes { id name } } }`;
-const ROW_QUERY = `query RunRow($id: UUID!) { run(id: $id) { id status startedAt finishedAt nextPlanStep proof { verificationStatus guardStatus } } }`;
+const ROW_QUERY = `query RunRow($id: UUID!) { run(id: $id) { id status startedAt finishedAt nextPlanStep proof { verificationStatus guardStatus leafIndex checkpointSize } } }`;
 const FOLLOW = `subscription FollowRow($id: UUID!) { runUpdated(runId: $id) { event status nextPlanStep } }`;
 
 interface Filters {
@@ -75,7 +76,15 @@ export function RunsPage({ api }: { api: Api }) {
   const [cursor, setCursor] = useState<{ after?: string; before?: string }>({});
   const [page, setPage] = useState<RunsPage["runs"] | null>(null);
   const [badges, setBadges] = useState<
-    Record<string, { verificationStatus: string; guardStatus: string | null }>
+    Record<
+      string,
+      {
+        verificationStatus: string;
+        guardStatus: string | null;
+        leafIndex: string | null;
+        checkpointSize: string | null;
+      }
+    >
   >({});
   const [agents, setAgents] = useState<Array<{ id: string; name: string }>>([]);
   const [error, setError] = useState<unknown>(null);
@@ -294,6 +303,7 @@ export function RunsPage({ api }: { api: Api }) {
                     <td class="proof-cell">
                       <${VerdictBadge} verdict=${badges[r.id]?.verificationStatus} />
                       <${GuardBadge} guard=${badges[r.id]?.guardStatus} />
+                      <${CheckpointBadge} place=${badges[r.id]} />
                     </td>
                   </tr>`,
                 )}

@@ -80,6 +80,30 @@ export function GuardBadge({ guard }: { guard: string | null | undefined }) {
   >`;
 }
 
+/** A run's place in its tenant's signed log: what Run.proof says of its leaf and the latest checkpoint. */
+export interface LogPlace {
+  leafIndex: string | number | null;
+  checkpointSize: string | number | null;
+}
+
+/** Is the run's leaf in the latest checkpoint (leafIndex < checkpointSize)? null: the tenant has no checkpoint. */
+export function checkpointed(p: LogPlace | null | undefined): boolean | null {
+  if (!p || p.checkpointSize === null || p.checkpointSize === undefined) return null;
+  return p.leafIndex !== null && p.leafIndex !== undefined && BigInt(p.leafIndex) < BigInt(p.checkpointSize);
+}
+
+/** "checkpointed" or "not checkpointed", shown only when the tenant's log has checkpoints. */
+export function CheckpointBadge({ place }: { place: LogPlace | null | undefined }) {
+  const c = checkpointed(place);
+  if (c === null) return null;
+  return html`<span
+    class=${`badge checkpoint checkpoint-${c ? "yes" : "no"}`}
+    data-testid="checkpoint-badge"
+    title="is the run in its tenant's latest signed checkpoint?"
+    >${c ? "checkpointed" : "not checkpointed"}</span
+  >`;
+}
+
 export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
   if (!error) return null;
   const errors: GqlErrorInfo[] =

@@ -3,7 +3,7 @@
 // Nothing is uploaded: the page's Content Security Policy allows connections to this server only,
 // and this page makes none.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { bundleSchema } from "../src/lib/bundle-format.ts";
+import { type Bundle, bundleSchema } from "../src/lib/bundle-format.ts";
 import { type DecodedRun, decodeBundle, type OfflineProof, verifyBundle } from "../src/lib/offline-verify.ts";
 import { html, StatusBadge, short, VerdictBadge } from "./ui.ts";
 
@@ -14,6 +14,7 @@ interface Result {
   proof: OfflineProof;
   decoded: DecodedRun | null;
   databaseSaid: string | null;
+  log: Bundle["log"] | null;
 }
 
 function invalid(reason: string): OfflineProof {
@@ -44,6 +45,7 @@ export async function verifyFile(file: File): Promise<Result> {
   let proof: OfflineProof;
   let decoded: DecodedRun | null = null;
   let databaseSaid: string | null = null;
+  let log: Bundle["log"] | null = null;
   if (!globalThis.crypto?.subtle) {
     proof = invalid(
       "this browser offers no Web Crypto here (it needs a secure context: https, or http on localhost/127.0.0.1)",
@@ -57,12 +59,13 @@ export async function verifyFile(file: File): Promise<Result> {
         decoded = decodeBundle(parsed.data);
         const said = parsed.data.database_proof?.verification_status;
         databaseSaid = typeof said === "string" ? said : null;
+        log = parsed.data.log ?? null;
       }
     } catch (e) {
       proof = invalid(`the file is not JSON: ${(e as Error).message}`);
     }
   }
-  return { file: file.name, bytes: file.size, ms: performance.now() - t0, proof, decoded, databaseSaid };
+  return { file: file.name, bytes: file.size, ms: performance.now() - t0, proof, decoded, databaseSaid, log };
 }
 
 export function VerifyPage({ file }: { file: File | null }) {
@@ -153,6 +156,7 @@ export function VerifyPage({ file }: { file: File | null }) {
               <dt>Guard status at export</dt><dd>${p.guard_status ?? "–"} (reported by the database, not covered by a hash)</dd>
               ${result.databaseSaid ? html`<dt>The database said at export</dt><dd>${result.databaseSaid}</dd>` : null}
             </dl>
+            ${result.log ? html`<${LogView} log=${result.log} file=${result.file} />` : null}
             ${result.decoded ? html`<${DecodedView} run=${result.decoded} bad=${p} />` : null}
           </section>`
         : null
@@ -187,4 +191,49 @@ function DecodedView({ run, bad }: { run: DecodedRun; bad: OfflineProof }) {
         ${t.steps.length > 200 ? html`<p class="note">… and ${t.steps.length - 200} more steps.</p>` : null}`,
     )}
   </details>`;
+}
+
+/**
+ * The bundle's log section (docs/proof-format.md section 13). Its check (src/lib/offline-checkpoint.ts,
+ * verifyBundleLog) needs the operator's verifier key for the checkpoint's Ed25519 signature and runs
+ * on node:crypto, which this page does not ship (it would break the first-load budget): the page
+ * shows what the bundle claims, takes the key, and gives the exact command that checks it.
+ */
+function LogView({ log, file }: { log: NonNullable<Bundle["log"]>; file: string }) {
+  const [key, setKey] = useState("");
+  const size = log.checkpoint ? (/^[^\n]*\n(\d+)\n/.exec(log.checkpoint)?.[1] ?? null) : null;
+  const quoted = (v: string) => `'${v.replace(/'/g, "'\\''")}'`;
+  return html`<section class="log-inclusion" aria-labelledby="h-log" data-testid="bundle-log">
+    <h3 id="h-log">The run's place in its tenant's signed log</h3>
+    <dl class="facts">
+      <dt>Leaf index</dt><dd>${log.leaf_index}</dd>
+      ${
+        log.checkpoint
+          ? html`<dt>Checkpoint size (as the note says)</dt><dd>${size ?? "–"}</dd>
+              <dt>Inclusion proof</dt><dd>${log.inclusion_proof?.length ?? 0} hash(es)</dd>
+              <dt>Consistency proofs</dt><dd>${log.consistency.length}</dd>`
+          : html`<dt>Checkpoint</dt><dd data-testid="bundle-not-checkpointed">not yet checkpointed when exported</dd>`
+      }
+    </dl>
+    ${
+      log.checkpoint
+        ? html`<pre class="note-text">${log.checkpoint}</pre>
+            <p class="note" data-testid="bundle-log-needs-key">
+              Not verified here: the checkpoint's signature needs the operator's public (verifier) key, and the log check
+              runs in <code>runproof proof verify</code>. Paste the key to get the command.
+            </p>
+            <label for="verifier-key">Operator's verifier key</label>
+            <input
+              id="verifier-key"
+              type="text"
+              spellcheck="false"
+              autocomplete="off"
+              placeholder="name+1a2b3c4d+base64…"
+              value=${key}
+              onInput=${(e: Event) => setKey((e.target as HTMLInputElement).value.trim())}
+            />
+            ${key ? html`<pre data-testid="verify-command">runproof proof verify ${quoted(file)} --key ${quoted(key)}</pre>` : null}`
+        : null
+    }
+  </section>`;
 }
