@@ -2,7 +2,7 @@
 // (DOM types: the page.evaluate callbacks below run in the browser.)
 // The web explorer in a real headless Chromium (puppeteer-core driving Debian's chromium): sign-in,
 // the runs list, a live run progressing to VERIFIED, a tampered run shown TAMPERED with its step,
-// "Download bundle", dropped bundles verified in the browser (intact VERIFIED, edited not), another
+// a checkpointed run's badge and inclusion in its tenant's signed log, "Download bundle", dropped bundles verified in the browser (intact VERIFIED, edited not), another
 // tenant's run "not found", the agents/skills pages and the enqueue form's refusals, axe-core, and
 // keyboard navigation. Without a Chromium the tests are skipped, and say so.
 import fs from "node:fs";
@@ -406,6 +406,23 @@ if (!chromium) {
     await page.waitForSelector("[data-testid=local-verdict]");
     t.is(await page.$eval("[data-testid=local-verdict]", (e) => e.getAttribute("data-verdict")), "VERIFIED");
     t.regex(await mainText(page), /4 step\(s\)/);
+    // Tenant a's log was checkpointed by the checkpoint test: the bundle carries its log section, whose
+    // signature this page cannot check without the operator's key; it says so and gives the command.
+    const logText = await page.$eval("[data-testid=bundle-log]", (e) =>
+      (e.textContent ?? "").replace(/\s+/g, " "),
+    );
+    const text = (id: string) => page.$eval(`[data-testid=${id}]`, (e) => e.textContent);
+    t.is(await text("bundle-leaf-index"), String(bundle.log!.leaf_index));
+    t.is(bundle.log!.leaf_index, 1, "done[1] is tenant a's second sealed run");
+    // The size the note states (its second line): every run tenant a had sealed when it was signed.
+    t.is(await text("bundle-checkpoint-size"), bundle.log!.checkpoint!.split("\n")[1]);
+    t.true(Number(await text("bundle-checkpoint-size")) >= 4);
+    t.regex(logText, /needs the operator's public \(verifier\) key/);
+    await page.type("#verifier-key", "runproof.test/explorer+00000000+AAAA");
+    t.is(
+      await page.$eval("[data-testid=verify-command]", (e) => e.textContent),
+      "runproof proof verify 'intact.json' --key 'runproof.test/explorer+00000000+AAAA'",
+    );
     t.deepEqual(
       requests.filter((r) => !r.startsWith(`GET ${base}explorer/`)),
       [],

@@ -206,10 +206,10 @@ function LogView({ log, file }: { log: NonNullable<Bundle["log"]>; file: string 
   return html`<section class="log-inclusion" aria-labelledby="h-log" data-testid="bundle-log">
     <h3 id="h-log">The run's place in its tenant's signed log</h3>
     <dl class="facts">
-      <dt>Leaf index</dt><dd>${log.leaf_index}</dd>
+      <dt>Leaf index</dt><dd data-testid="bundle-leaf-index">${log.leaf_index}</dd>
       ${
         log.checkpoint
-          ? html`<dt>Checkpoint size (as the note says)</dt><dd>${size ?? "–"}</dd>
+          ? html`<dt>Checkpoint size (as the note says)</dt><dd data-testid="bundle-checkpoint-size">${size ?? "–"}</dd>
               <dt>Inclusion proof</dt><dd>${log.inclusion_proof?.length ?? 0} hash(es)</dd>
               <dt>Consistency proofs</dt><dd>${log.consistency.length}</dd>`
           : html`<dt>Checkpoint</dt><dd data-testid="bundle-not-checkpointed">not yet checkpointed when exported</dd>`
