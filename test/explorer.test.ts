@@ -1,10 +1,12 @@
 /// <reference lib="dom" />
 // (DOM types: the page.evaluate callbacks below run in the browser.)
 // The web explorer in a real headless Chromium (puppeteer-core driving Debian's chromium): sign-in,
-// the runs list, a live run progressing to VERIFIED, a tampered run shown TAMPERED with its step,
-// a checkpointed run's badge and inclusion in its tenant's signed log, "Download bundle", dropped bundles verified in the browser (intact VERIFIED, edited not), another
-// tenant's run "not found", the agents/skills pages and the enqueue form's refusals, axe-core, and
-// keyboard navigation. Without a Chromium the tests are skipped, and say so.
+// the runs list, a live run progressing to VERIFIED, a run cancelled, a checkpointed run's badge and
+// inclusion in its tenant's signed log, a tampered run shown TAMPERED with its step, "Download
+// bundle", dropped bundles verified in the browser (intact VERIFIED, edited not; the log section
+// shown, its key asked for), another tenant's run "not found", the agents/skills pages and the
+// enqueue form's refusals, axe-core, and keyboard navigation. Without a Chromium the tests are
+// skipped, and say so.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
