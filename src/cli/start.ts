@@ -220,7 +220,8 @@ function printBanner(i: {
   }
   out(`RunProof is running.
 
-  GraphQL   ${i.graphqlUrl}   (open it in a browser for the explorer)
+  web       ${i.graphqlUrl.replace(/\/graphql$/, "/")}   (the run explorer: sign in with the API key below)
+  GraphQL   ${i.graphqlUrl}   (Ruru, the GraphQL explorer, in a browser)
   API key   ${i.apiKey}
             (tenant '${DEMO_TENANT}', label 'start': a new key on every start; only its hash is stored)
   tenant    ${i.tenantId}
