@@ -67,6 +67,12 @@ test("start prints a working GraphQL URL and API key, runs the worker, and stops
   const q = await gql(graphqlUrl, key!, `{ runs(first: 5) { totalCount nodes { id } } }`);
   t.is(q.status, 200, JSON.stringify(q.body));
   t.deepEqual(q.body, { data: { runs: { totalCount: 0, nodes: [] } } });
+  // The banner's web line is the explorer's page.
+  const web = output.stdout.match(/^\s+web\s+(http:\/\/\S+)/m)?.[1];
+  t.is(web, `http://127.0.0.1:${port}/`);
+  const page = await fetch(web!);
+  t.is(page.status, 200);
+  t.regex(page.headers.get("content-type") ?? "", /text\/html/);
   const denied = await gql(graphqlUrl, `rp_00000000_${"0".repeat(64)}`, `{ runs(first: 1) { totalCount } }`);
   t.is(denied.status, 401);
 
