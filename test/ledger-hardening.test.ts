@@ -1,4 +1,4 @@
-// Gaps a DBA found by exercising the guards, each closed in migration 000004 and kept closed here.
+// Gaps a DBA found by exercising the guards, each closed in sql/ and kept closed here.
 import test from "ava";
 import { createTestDatabase } from "./helpers/db.ts";
 import {

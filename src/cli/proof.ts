@@ -23,7 +23,7 @@ export function proofTable(p: Record<string, unknown>): string {
     pairs.push(["first bad step", p.first_bad_step_index ?? "-"]);
     pairs.push(["reason", p.reason ?? "-"]);
   }
-  // Whether the guards were live while the run was written (the DDL audit, migration 000006).
+  // Whether the guards were live while the run was written (the DDL audit, sql/audit/).
   if (p.guard_status) {
     pairs.push(["guards", p.guard_status]);
     if (p.guard_status !== "GUARDED" && p.guard_detail) pairs.push(["guard detail", p.guard_detail]);

@@ -1,8 +1,9 @@
 // Subscription.runUpdated(runId): live progress of one run, fed by Postgres
-// NOTIFY on channel runproof:run:<run id>. The triggers and cancel_run of
-// migration 000002 send JSON payloads with event 'run' | 'step' |
-// 'cancel_requested'; PostGraphile's pgSubscriber (makePgService({ pubsub:
-// true })) LISTENs on one pooled connection for all subscribers.
+// NOTIFY on channel runproof:run:<run id>. The database (sql/execution/notify.sql,
+// record_step.sql, cancel.sql) and the worker's announcer (src/lib/announcer.ts)
+// send JSON payloads with event 'run' | 'step' | 'cancel_requested';
+// PostGraphile's pgSubscriber (makePgService({ pubsub: true })) LISTENs on one
+// pooled connection for all subscribers.
 //
 // Only a tenant's own runs can be subscribed to: before LISTENing, the run is
 // read under the request's role and tenant (row level security), and an
