@@ -105,7 +105,14 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
 
   const authenticatorUrl = await ensureAuthenticator(opts.connectionString, { log: (m) => logger.info(m) });
   const pool = new pg.Pool({ connectionString: authenticatorUrl, max: 10 });
-  pool.on("error", (err) => logger.warn({ err }, "an idle database connection failed"));
+  // pool.end() resolves once it has told its clients to end, not once their sockets closed: a
+  // Postgres stopped right after (npm start's Ctrl-C) terminates them, which is expected then.
+  let closingPool = false;
+  pool.on("error", (err) =>
+    closingPool
+      ? logger.debug({ err }, "a database connection ended while the server stopped")
+      : logger.warn({ err }, "an idle database connection failed"),
+  );
   let replica: ReadReplica | undefined;
   if (opts.readDatabaseUrl) {
     try {
@@ -303,6 +310,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
         await Promise.resolve(pgService.release?.()).catch((err: unknown) =>
           logger.warn({ err }, "releasing the pg service failed"),
         );
+        closingPool = true;
         await pool.end().catch((err: unknown) => logger.warn({ err }, "closing the database pool failed"));
         await replica?.release();
         logger.info("GraphQL server stopped");
