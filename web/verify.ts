@@ -4,7 +4,13 @@
 // and this page makes none.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type Bundle, bundleSchema } from "../src/lib/bundle-format.ts";
-import { type DecodedRun, decodeBundle, type OfflineProof, verifyBundle } from "../src/lib/offline-verify.ts";
+import {
+  type DecodedRun,
+  decodeBundle,
+  invalid,
+  type OfflineProof,
+  verifyBundle,
+} from "../src/lib/offline-verify.ts";
 import { html, StatusBadge, short, VerdictBadge } from "./ui.ts";
 
 interface Result {
@@ -15,27 +21,6 @@ interface Result {
   decoded: DecodedRun | null;
   databaseSaid: string | null;
   log: Bundle["log"] | null;
-}
-
-function invalid(reason: string): OfflineProof {
-  return {
-    integrity_model: "HASH_CHAIN",
-    proof_format: 2,
-    verification_status: "INVALID_BUNDLE",
-    tenant_id: null,
-    run_id: null,
-    chain_length: 0,
-    root_hash: null,
-    trace_count: 0,
-    step_count: 0,
-    erased_steps: 0,
-    first_bad_attempt: null,
-    first_bad_trace_id: null,
-    first_bad_step_index: null,
-    reason,
-    guard_status: null,
-    guard_detail: null,
-  };
 }
 
 /** Reads and verifies one bundle file, locally. */

@@ -3,7 +3,7 @@
 // recomputes every hash of the bundle (src/lib/offline-verify.ts, with node:crypto's SHA-256).
 import fs from "node:fs/promises";
 import { type BundleLog, type LogVerdict, verifyBundleLog } from "../lib/offline-checkpoint.ts";
-import { type OfflineProof, verifyBundle } from "../lib/offline-verify.ts";
+import { invalid, type OfflineProof, verifyBundle } from "../lib/offline-verify.ts";
 import { nodeSha256 } from "../lib/sha256-node.ts";
 import { EXIT, kvTable, out, printJson, usageError } from "./common.ts";
 
@@ -53,24 +53,7 @@ export async function proofVerify(
     if (raw && typeof raw === "object" && raw.database_proof && typeof raw.database_proof === "object")
       databaseSaid = raw.database_proof;
   } catch (e) {
-    proof = {
-      integrity_model: "HASH_CHAIN",
-      proof_format: 2,
-      verification_status: "INVALID_BUNDLE",
-      tenant_id: null,
-      run_id: null,
-      chain_length: 0,
-      root_hash: null,
-      trace_count: 0,
-      step_count: 0,
-      erased_steps: 0,
-      first_bad_attempt: null,
-      first_bad_trace_id: null,
-      first_bad_step_index: null,
-      reason: `the file is not JSON: ${(e as Error).message}`,
-      guard_status: null,
-      guard_detail: null,
-    };
+    proof = invalid(`the file is not JSON: ${(e as Error).message}`);
   }
   // A root recorded elsewhere: a consistent rewrite of the whole run (seals included) changes it.
   if (

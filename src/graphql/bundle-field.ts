@@ -50,30 +50,15 @@ async function readAsTenant(
   runId: string,
   settings: Record<string, string>,
 ): Promise<unknown> {
-  const client = await pool.connect();
   try {
-    await client.query("begin isolation level repeatable read read only");
-    for (const [name, value] of Object.entries(settings))
-      await client.query("select set_config($1, $2, true)", [name, value]);
-    // As exportBundle does for a pool: no nested loops over long traces (stale statistics).
-    await client.query("set local enable_nestloop = off");
-    let bundle: unknown;
-    try {
-      bundle = await exportBundle(client, tenantId, runId);
-    } catch (err) {
-      if (err instanceof Error && /^run \S+ not found/.test(err.message))
-        throw new SafeError(`run ${runId} not found`, {
-          code: "RPNFD",
-          hint: "ask for the bundle of one of your own runs",
-        });
-      throw err;
-    }
-    await client.query("commit");
-    return bundle;
+    // One REPEATABLE READ snapshot as the request's role and tenant (exportBundle with a pool).
+    return await exportBundle(pool, tenantId, runId, { settings });
   } catch (err) {
-    await client.query("rollback").catch(() => {});
+    if (err instanceof Error && /^run \S+ not found/.test(err.message))
+      throw new SafeError(`run ${runId} not found`, {
+        code: "RPNFD",
+        hint: "ask for the bundle of one of your own runs",
+      });
     throw err;
-  } finally {
-    client.release();
   }
 }

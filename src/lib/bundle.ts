@@ -20,12 +20,18 @@ export async function exportBundle(
   db: Queryable,
   tenantId: string,
   runId: string,
-  opts: { consistencyFrom?: number[] } = {},
+  opts: {
+    consistencyFrom?: number[];
+    /** With a pool: settings for the snapshot's transaction (GraphQL's role and tenant: RLS applies). */
+    settings?: Record<string, string>;
+  } = {},
 ): Promise<Bundle> {
   if (!("totalCount" in db)) return readBundle(db, tenantId, runId, opts);
   const client = await db.connect();
   try {
     await client.query("begin isolation level repeatable read read only");
+    for (const [name, value] of Object.entries(opts.settings ?? {}))
+      await client.query("select set_config($1, $2, true)", [name, value]);
     // The step query joins four tables by (tenant, trace, step_index): with stale statistics the
     // planner picks nested loops that rescan the trace per step (quadratic on long traces).
     await client.query("set local enable_nestloop = off");

@@ -480,7 +480,8 @@ async function checkTrace(
   return { ...base, status: "VERIFIED", chainLength: n, firstBadStep: null, reason: null };
 }
 
-function invalid(reason: string, b?: { tenant_id?: unknown; run_id?: unknown }): OfflineProof {
+/** The proof of a file that is not a format-2 bundle (INVALID_BUNDLE, docs/proof-format.md section 9). */
+export function invalid(reason: string, b?: { tenant_id?: unknown; run_id?: unknown }): OfflineProof {
   return {
     integrity_model: "HASH_CHAIN",
     proof_format: 2,
