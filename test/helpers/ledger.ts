@@ -1,5 +1,6 @@
 // Fixtures that drive the ledger the way the worker does, through its SQL functions.
 import type pg from "pg";
+import { inTransaction as inPoolTransaction } from "../../src/lib/worker-context.ts";
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
@@ -179,19 +180,7 @@ export async function completedRun(
 
 /** Runs fn in one transaction: on a client of its own when given a pool, else in the caller's. */
 export async function inTransaction<T>(db: Queryable, fn: (c: Queryable) => Promise<T>): Promise<T> {
-  if (!("totalCount" in db)) return fn(db);
-  const c = await db.connect();
-  try {
-    await c.query("begin");
-    const out = await fn(c);
-    await c.query("commit");
-    return out;
-  } catch (e) {
-    await c.query("rollback").catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
+  return "totalCount" in db ? inPoolTransaction(db, fn) : fn(db);
 }
 
 export interface Proof {
