@@ -23,7 +23,9 @@ test.after.always(async () => db?.drop());
 
 const S6 = /^S6_IMMUTABILITY_VIOLATION: /;
 
-test("trace_steps: UPDATE, DELETE and TRUNCATE are rejected, naming the table and key", async (t) => {
+// TRUNCATE (with CASCADE: of most ledger tables) takes ACCESS EXCLUSIVE locks in its own order,
+// which deadlocks with the file's other tests recording runs: serial tests run before them.
+test.serial("trace_steps: UPDATE, DELETE and TRUNCATE are rejected, naming the table and key", async (t) => {
   const {
     runId,
     traceIds: [traceId],
@@ -51,7 +53,8 @@ test("trace_steps: UPDATE, DELETE and TRUNCATE are rejected, naming the table an
   t.is(rows[0].n, 4);
 });
 
-test("step_payloads: never updated, deleted only with a recorded erasure", async (t) => {
+// Serial: it truncates (see above).
+test.serial("step_payloads: never updated, deleted only with a recorded erasure", async (t) => {
   const {
     traceIds: [traceId],
   } = await completedRun(db.pool, f);
@@ -81,35 +84,39 @@ test("step_payloads: never updated, deleted only with a recorded erasure", async
   t.is(rows[0].n, 4);
 });
 
-test("policy_decisions and incidents are append-only too; a finished run takes no new incident", async (t) => {
-  const {
-    runId,
-    traceIds: [traceId],
-  } = await completedRun(db.pool, f);
-  const e1 = await pgError(
-    db.pool.query(`update runproof.policy_decisions set decision = 'deny' where trace_id = $1`, [traceId]),
-  );
-  t.is(e1.code, "RPIMM");
-  // The run is sealed with its incidents: one added afterwards is refused.
-  const late = await pgError(
-    db.pool.query(
+// Serial: it truncates (see above).
+test.serial(
+  "policy_decisions and incidents are append-only too; a finished run takes no new incident",
+  async (t) => {
+    const {
+      runId,
+      traceIds: [traceId],
+    } = await completedRun(db.pool, f);
+    const e1 = await pgError(
+      db.pool.query(`update runproof.policy_decisions set decision = 'deny' where trace_id = $1`, [traceId]),
+    );
+    t.is(e1.code, "RPIMM");
+    // The run is sealed with its incidents: one added afterwards is refused.
+    const late = await pgError(
+      db.pool.query(
+        `insert into runproof.incidents (tenant_id, run_id, kind, message) values ($1, $2, 'run_failed', 'x')`,
+        [f.tenantId, runId],
+      ),
+    );
+    t.is(late.code, "RPSTS");
+    t.is(late.message, `run ${runId} is succeeded and sealed: no incident can be added to it`);
+    const running = await insertRun(db.pool, f);
+    await db.pool.query(
       `insert into runproof.incidents (tenant_id, run_id, kind, message) values ($1, $2, 'run_failed', 'x')`,
-      [f.tenantId, runId],
-    ),
-  );
-  t.is(late.code, "RPSTS");
-  t.is(late.message, `run ${runId} is succeeded and sealed: no incident can be added to it`);
-  const running = await insertRun(db.pool, f);
-  await db.pool.query(
-    `insert into runproof.incidents (tenant_id, run_id, kind, message) values ($1, $2, 'run_failed', 'x')`,
-    [f.tenantId, running],
-  );
-  const e2 = await pgError(db.pool.query(`delete from runproof.incidents where run_id = $1`, [running]));
-  t.is(e2.code, "RPIMM");
-  t.regex(e2.message, /DELETE on runproof\.incidents \(tenant_id=.*, id=.*\)/);
-  const e3 = await pgError(db.pool.query(`truncate runproof.incidents`));
-  t.is(e3.code, "RPIMM");
-});
+      [f.tenantId, running],
+    );
+    const e2 = await pgError(db.pool.query(`delete from runproof.incidents where run_id = $1`, [running]));
+    t.is(e2.code, "RPIMM");
+    t.regex(e2.message, /DELETE on runproof\.incidents \(tenant_id=.*, id=.*\)/);
+    const e3 = await pgError(db.pool.query(`truncate runproof.incidents`));
+    t.is(e3.code, "RPIMM");
+  },
+);
 
 test('traces: completion seals the trace (the report\'s "running forever" bug cannot happen)', async (t) => {
   const runId = await insertRun(db.pool, f);
@@ -216,30 +223,34 @@ test("traces: archival sets archived_at once and nothing else", async (t) => {
   t.is(unarchive.code, "RPIMM");
 });
 
-test("runs: identity, goal and origin never change; runs are never deleted or truncated", async (t) => {
-  const runId = await insertRun(db.pool, f);
-  const other = await createTenant(db.pool);
-  for (const set of [
-    `goal = 'other'`,
-    `agent_id = '${other.agentId}'`,
-    `origin_system_id = 'x'`,
-    `max_attempts = 9`,
-    `idempotency_key = 'k'`,
-  ]) {
-    const e = await pgError(db.pool.query(`update runproof.runs set ${set} where id = $1`, [runId]));
-    t.is(e.code, "RPIMM", set);
-    t.regex(e.message, S6);
-  }
-  const tenant = await pgError(
-    db.pool.query(`update runproof.runs set tenant_id = $2 where id = $1`, [runId, other.tenantId]),
-  );
-  t.true(["RPIMM", "23503"].includes(tenant.code!));
-  const del = await pgError(db.pool.query(`delete from runproof.runs where id = $1`, [runId]));
-  t.is(del.code, "RPIMM");
-  t.regex(del.message, /DELETE on runproof\.runs/);
-  const tr = await pgError(db.pool.query(`truncate runproof.runs cascade`));
-  t.is(tr.code, "RPIMM");
-});
+// Serial: it truncates (see above).
+test.serial(
+  "runs: identity, goal and origin never change; runs are never deleted or truncated",
+  async (t) => {
+    const runId = await insertRun(db.pool, f);
+    const other = await createTenant(db.pool);
+    for (const set of [
+      `goal = 'other'`,
+      `agent_id = '${other.agentId}'`,
+      `origin_system_id = 'x'`,
+      `max_attempts = 9`,
+      `idempotency_key = 'k'`,
+    ]) {
+      const e = await pgError(db.pool.query(`update runproof.runs set ${set} where id = $1`, [runId]));
+      t.is(e.code, "RPIMM", set);
+      t.regex(e.message, S6);
+    }
+    const tenant = await pgError(
+      db.pool.query(`update runproof.runs set tenant_id = $2 where id = $1`, [runId, other.tenantId]),
+    );
+    t.true(["RPIMM", "23503"].includes(tenant.code!));
+    const del = await pgError(db.pool.query(`delete from runproof.runs where id = $1`, [runId]));
+    t.is(del.code, "RPIMM");
+    t.regex(del.message, /DELETE on runproof\.runs/);
+    const tr = await pgError(db.pool.query(`truncate runproof.runs cascade`));
+    t.is(tr.code, "RPIMM");
+  },
+);
 
 test("runs: a stored plan never changes", async (t) => {
   const runId = await insertRun(db.pool, f);
