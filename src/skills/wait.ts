@@ -22,7 +22,11 @@ export const wait = defineSkill({
   costCents: 0,
   async run(input, ctx) {
     try {
-      await sleep(input.ms, undefined, { signal: ctx.signal });
+      // Node's timers may fire a fraction of a millisecond early by performance.now(), which
+      // times the step: sleep again until the whole wait has passed.
+      const until = performance.now() + input.ms;
+      for (let left = input.ms; left > 0; left = until - performance.now())
+        await sleep(Math.ceil(left), undefined, { signal: ctx.signal });
     } catch (err) {
       if (ctx.signal.aborted) throw abortedError(ctx.signal, "wait");
       throw err;
