@@ -3,19 +3,11 @@ import { html } from "htm/preact";
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, type GqlErrorInfo } from "./api.ts";
+import { RUN_STATUSES } from "../src/lib/run-statuses.ts";
 
 export { html };
 
-export const RUN_STATUSES = [
-  "pending",
-  "planned",
-  "running",
-  "retrying",
-  "succeeded",
-  "failed",
-  "halted",
-  "cancelled",
-] as const;
+export { RUN_STATUSES };
 export const FINAL = new Set(["succeeded", "failed", "halted", "cancelled"]);
 
 /** The hash route: #/runs, #/runs/<id>, #/agents, #/skills, #/enqueue, #/verify. */

@@ -4,6 +4,7 @@
 import { InvalidArgumentError } from "commander";
 import Table from "cli-table3";
 import type pg from "pg";
+import { RUN_STATUSES } from "../lib/run-statuses.ts";
 
 export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, VERIFY_FAILED: 3, NOT_FOUND: 4 } as const;
 
@@ -147,16 +148,7 @@ export function centsArg(value: string): number {
   return n;
 }
 
-export const RUN_STATUSES = [
-  "pending",
-  "planned",
-  "running",
-  "retrying",
-  "succeeded",
-  "failed",
-  "halted",
-  "cancelled",
-] as const;
+export { RUN_STATUSES };
 
 export function runStatusArg(value: string): string {
   if (!(RUN_STATUSES as readonly string[]).includes(value)) {
