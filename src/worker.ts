@@ -43,10 +43,15 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const concurrency = opts.concurrency ?? config.workerConcurrency;
   const pool = new pg.Pool({ connectionString: opts.connectionString, max: concurrency + 4 });
   // A lost connection must not crash the process: the job retries and crash recovery resumes the run.
-  pool.on("error", (e) => logger.error({ err: e.message }, "idle database connection failed"));
-  pool.on("connect", (client) =>
-    client.on("error", (e) => logger.error({ err: e.message }, "database connection failed")),
-  );
+  // Once the pool is ending, a connection that Postgres terminates (it is stopped right after, as
+  // npm start's Ctrl-C does) is expected: debug, not an error.
+  let ending = false;
+  const lost = (what: string) => (e: Error) =>
+    ending
+      ? logger.debug({ err: e.message }, `${what} ended while stopping`)
+      : logger.error({ err: e.message }, what);
+  pool.on("error", lost("idle database connection failed"));
+  pool.on("connect", (client) => client.on("error", lost("database connection failed")));
   retryConnectWhileDatabaseIsDown(pool, logger);
   const processId = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
@@ -139,6 +144,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
         .query(`delete from runproof_private.worker_heartbeats where process_id = $1`, [processId])
         .catch(() => {});
       await announcer.close();
+      ending = true;
       await pool.end();
     },
   };
