@@ -237,6 +237,9 @@ test("Ctrl-C on npm start (a terminal's SIGINT to its process group) stops worke
 
 // script(1) runs npm start on a pseudo-terminal: Ctrl-C is typed (^C into the terminal), and the
 // terminal's line discipline sends SIGINT to its foreground process group, as a person's would.
+// `exec`: script starts $SHELL -c; an interactive shell keeps itself out of the job's process group,
+// but a waiting `sh -c` (dash, where SHELL is unset) would be in it, get the SIGINT and exit 130
+// whatever npm returned.
 const onATerminal = existsSync("/usr/bin/script") ? test : test.skip;
 onATerminal(
   "on a terminal: ^C typed into npm start stops it with exit 0; the logs are human-readable",
@@ -245,7 +248,7 @@ onATerminal(
     t.teardown(() => fs.rm(path.dirname(dataDir), { recursive: true, force: true }));
     await fs.chmod(path.dirname(dataDir), 0o755); // as root, postgres runs as the postgres user
     const [pgPort, port] = [await findFreePort(), await findFreePort()];
-    const child = spawn("script", ["-qefc", "npm start", "/dev/null"], {
+    const child = spawn("script", ["-qefc", "exec npm start", "/dev/null"], {
       cwd: REPO_ROOT,
       stdio: ["pipe", "pipe", "pipe"],
       env: {
