@@ -134,3 +134,90 @@ test("a guard switched off: the CLI reports the same ledger-wide row as runproof
   );
   t.false(j.ok as boolean);
 });
+
+test("--jobs: the runs verified over several connections, reported in creation order, the same as one connection and as runproof.verify_all()", async (t) => {
+  const db = await createTestDatabase("cli-verify-all-jobs");
+  t.teardown(() => db.drop());
+  const env = { DATABASE_URL: db.url };
+  const f = await createTenant(db.pool);
+  const runs: { runId: string; traceIds: string[] }[] = [];
+  for (let i = 0; i < 24; i++) runs.push(await completedRun(db.pool, f, { stepsPerTrace: 1 + (i % 4) }));
+  const bad = [1, 6, 7, 13, 22].map((i) => runs[i]);
+  await asAttacker(db.pool, async (c) => {
+    for (const r of bad)
+      await c.query(
+        `update runproof.step_payloads set output = '{"x": 1}' where trace_id = $1 and step_index = 0`,
+        [r.traceIds[0]],
+      );
+  });
+  const one = await cliJson(["verify-all", "--no-progress", "--jobs", "1", "--batch-size", "2"], {
+    env,
+    expect: 3,
+  });
+  const four = await cliJson(["verify-all", "--no-progress", "--jobs", "4", "--batch-size", "2"], {
+    env,
+    expect: 3,
+  });
+  t.is(one.jobs, 1);
+  t.is(four.jobs, 4);
+  t.like(four, { runs_scanned: 24, counts: { VERIFIED: 19, TAMPERED: 5 } });
+  t.deepEqual(
+    four.problems.map((p: any) => p.run_id),
+    bad.map((r) => r.runId),
+    "creation order",
+  );
+  t.deepEqual(four.problems, one.problems);
+  const { rows: sql } = await db.pool.query(
+    `select run_id, trace_id, verification_status, first_bad_attempt, first_bad_step_index, reason from runproof.verify_all()`,
+  );
+  t.deepEqual(
+    four.problems.map((p: any) => [
+      p.run_id,
+      p.trace_id,
+      p.verification_status,
+      p.first_bad_step_index,
+      p.reason,
+    ]),
+    sql.map((p) => [p.run_id, p.trace_id, p.verification_status, p.first_bad_step_index, p.reason]),
+  );
+  const tooMany = await runCli(["verify-all", "--jobs", "65"], { env });
+  t.is(tooMany.code, 2, tooMany.stderr);
+  t.regex(tooMany.stderr, /--jobs 65 is more than 64/);
+});
+
+test("--jobs: every connection reads the snapshot the scan started with; what commits during the scan is not in it", async (t) => {
+  const db = await createTestDatabase("cli-verify-all-snapshot");
+  t.teardown(() => db.drop());
+  const env = { DATABASE_URL: db.url };
+  const f = await createTenant(db.pool);
+  const runs: { runId: string; traceIds: string[] }[] = [];
+  for (let i = 0; i < 6; i++) runs.push(await completedRun(db.pool, f));
+  let scan: ReturnType<typeof cliJson> | undefined;
+  // The tamper holds the payloads locked: the scan takes its snapshot and hands out its batches,
+  // the verifiers wait for the payloads; the tamper commits while they wait.
+  await asAttacker(db.pool, async (c) => {
+    // What the attacker's triggers-off edits lock lets readers through; this does not.
+    await c.query("lock table runproof.step_payloads in access exclusive mode");
+    scan = cliJson(["verify-all", "--no-progress", "--jobs", "3", "--batch-size", "1"], { env });
+    for (let i = 0; ; i++) {
+      const { rows } = await db.pool.query(
+        `select 1 from pg_stat_activity where application_name = 'runproof verify-all' and wait_event_type = 'Lock'`,
+      );
+      if (rows.length) break;
+      if (i > 600)
+        throw new Error(
+          `verify-all never waited for the tables: ${JSON.stringify((await db.pool.query(`select application_name, state, wait_event_type, wait_event, query from pg_stat_activity where datname = current_database()`)).rows)}`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await c.query(
+      `update runproof.step_payloads set output = '{"x": 1}' where trace_id = $1 and step_index = 0`,
+      [runs[5].traceIds[0]],
+    );
+    await c.query(`delete from runproof.runs where id = $1`, [runs[0].runId]);
+  });
+  const during = await scan!;
+  t.like(during, { runs_scanned: 6, ok: true, counts: { VERIFIED: 6 } });
+  const after = await cliJson(["verify-all", "--no-progress", "--jobs", "3"], { env, expect: 3 });
+  t.like(after, { runs_scanned: 5, counts: { VERIFIED: 4, TAMPERED: 1 }, orphan_traces: 1 });
+});

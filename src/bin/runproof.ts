@@ -344,6 +344,11 @@ program
   .addOption(tenantOpt(false, "only this tenant"))
   .option("--batch-size <n>", "runs verified per query", positiveIntArg, 50)
   .option(
+    "--jobs <n>",
+    "connections verifying at once, all reading one snapshot (default: this machine's cores, at most 8)",
+    positiveIntArg,
+  )
+  .option(
     "--against <dir-or-file>",
     "also verify each tenant's log against checkpoints kept outside (a directory anchor, or one checkpoint file)",
   )
