@@ -219,7 +219,7 @@ async function measureOn(durability: Durability, only: Set<Section>, args: Args,
           `vacuum analyze runproof.runs, runproof.traces, runproof.trace_steps, runproof.policy_decisions`,
         );
         log(`scale: verify_all x ${p.verifyAll.trials}`);
-        verifyAll = await measureVerifyAll(pool, p.verifyAll.trials);
+        verifyAll = await measureVerifyAll(pool, db.url, p.verifyAll.trials);
         if (verifyAll.bad)
           throw new Error(`verify_all reported ${verifyAll.bad} broken or tampered runs on a clean ledger`);
       });
@@ -308,6 +308,7 @@ async function measureOn(durability: Durability, only: Set<Section>, args: Args,
             note: `median ${verifyAll.seconds.value.toFixed(2)} s per verify_all: ${Math.round(perStep)} steps/s, ${Math.round(verifyAll.runs / verifyAll.seconds.value)} runs/s`,
             extra: {
               seconds: verifyAll.seconds,
+              cli: verifyAll.cli,
               runs: verifyAll.runs,
               traces: verifyAll.traces,
               steps: verifyAll.steps,
@@ -316,6 +317,26 @@ async function measureOn(durability: Durability, only: Set<Section>, args: Args,
             },
           }),
         );
+        const one = verifyAll.cli.find((c) => c.jobs === 1)!;
+        for (const c of verifyAll.cli.filter((c) => c.jobs > 1))
+          rows.push(
+            row({
+              section: "scale",
+              id: `scale.verify_all_jobs_${c.jobs}`,
+              measure: `runproof verify-all --jobs ${c.jobs} over the same ${fmtInt(verifyAll.steps)} steps (${c.jobs} connections, one snapshot)`,
+              runproof: figure(
+                c.seconds.trials.map((s) => verifyAll!.steps / s),
+                "steps/s",
+              ),
+              baseline: figure(
+                one.seconds.trials.map((s) => verifyAll!.steps / s),
+                "steps/s",
+              ),
+              baselineLabel: "runproof verify-all --jobs 1 (one connection), same trials",
+              better: "higher",
+              note: `verify-all's own time (its JSON seconds): median ${c.seconds.value.toFixed(2)} s with ${c.jobs} connections, ${one.seconds.value.toFixed(2)} s with 1; runproof.verify_all() in one statement ${verifyAll.seconds.value.toFixed(2)} s`,
+            }),
+          );
       }
     }
 

@@ -1,7 +1,12 @@
 // 5. Scale: run-list latency with many runs in the table (keyset pagination, first page and a page
 // deep into the list, as a tenant under row level security, as PostGraphile runs it), and
 // runproof.verify_all over a ledger of many runs.
+import { execFile } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
 import pg from "pg";
+import { REPO_ROOT } from "../src/lib/database.ts";
 import {
   figure,
   fmtInt,
@@ -104,6 +109,8 @@ export async function buildManyRuns(
 
 export interface VerifyAllMeasure {
   seconds: Figure;
+  /** `runproof verify-all --jobs 1` and `--jobs <cores>`: the scan's own time (its JSON `seconds`). */
+  cli: { jobs: number; seconds: Figure }[];
   runs: number;
   traces: number;
   steps: number;
@@ -112,7 +119,37 @@ export interface VerifyAllMeasure {
   other: number;
 }
 
-export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<VerifyAllMeasure> {
+/** One `runproof verify-all --json` over the bench database; the seconds it reports. */
+async function cliVerifyAll(url: string, jobs: number): Promise<number> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      path.join(REPO_ROOT, "src/bin/runproof.ts"),
+      "verify-all",
+      "--json",
+      "--no-progress",
+      "--jobs",
+      String(jobs),
+    ],
+    { cwd: REPO_ROOT, env: { ...process.env, DATABASE_URL: url }, maxBuffer: 64 << 20 },
+  ).catch((e) => {
+    // Exit 3 (problems) still prints the report; the caller checks it.
+    if (e.code === 3 && e.stdout) return { stdout: e.stdout as string };
+    throw e;
+  });
+  const j = JSON.parse(stdout);
+  if (!j.ok)
+    throw new Error(`verify-all --jobs ${jobs} found problems on a clean ledger: ${stdout.slice(0, 500)}`);
+  return j.seconds;
+}
+
+export async function measureVerifyAll(
+  pool: pg.Pool,
+  url: string,
+  trials: number,
+): Promise<VerifyAllMeasure> {
   const {
     rows: [c],
   } = await pool.query(
@@ -120,9 +157,14 @@ export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<V
             (select count(*) from runproof.trace_steps)::int as steps`,
   );
   const secs: number[] = [];
+  const jobsList = [...new Set([1, os.availableParallelism()])];
+  const cliSecs = new Map(jobsList.map((j) => [j, [] as number[]]));
   let bad = 0;
   let other = 0;
   for (let k = 0; k < trials; k++) {
+    // Interleaved with the SQL function's trials; the order alternates.
+    const order = k % 2 ? [...jobsList].reverse() : jobsList;
+    for (const j of order) cliSecs.get(j)!.push(await cliVerifyAll(url, j));
     const s = now();
     // Chain problems fail the bench; other rows (guard status: e.g. functions replaced by --sql
     // outside a migration show up as schema drift) are only counted.
@@ -137,7 +179,15 @@ export async function measureVerifyAll(pool: pg.Pool, trials: number): Promise<V
     bad = r.bad;
     other = r.rows - r.bad;
   }
-  return { seconds: figure(secs, "s"), runs: c.runs, traces: c.traces, steps: c.steps, bad, other };
+  return {
+    seconds: figure(secs, "s"),
+    cli: jobsList.map((j) => ({ jobs: j, seconds: figure(cliSecs.get(j)!, "s") })),
+    runs: c.runs,
+    traces: c.traces,
+    steps: c.steps,
+    bad,
+    other,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Task checkpoint (graphile-worker crontab, RUNPROOF_CHECKPOINT_SCHEDULE, every minute by default):
 // signs the head of every tenant log that grew and sends the checkpoints to the anchors
-// (src/lib/checkpoints.ts). Without a key configured it logs once per run and does nothing.
+// (src/lib/checkpoints.ts). Without a key configured it says so once (info) and does nothing.
 import type { Task } from "graphile-worker";
 import { CheckpointKeyMissing, checkpointNow, loadSigner } from "../src/lib/checkpoints.ts";
 import type { NoteSigner } from "../src/lib/offline-checkpoint.ts";
@@ -14,7 +14,13 @@ export function createCheckpointTask(ctx: WorkerContext): Task {
       signer ??= loadSigner(ctx.config.checkpoint);
     } catch (e) {
       if (!(e instanceof CheckpointKeyMissing)) throw e;
-      if (!warned) ctx.logger.warn({}, e.message);
+      // Checkpoints are optional (the hash chain and guards work without them): an info line that
+      // says what is off and how to turn it on, not a warning on every laptop start.
+      if (!warned)
+        ctx.logger.info(
+          {},
+          `checkpoints are off: the tenants' logs are not signed, so a superuser's consistent rewrite of a run is caught only against a root kept elsewhere (${e.message})`,
+        );
       warned = true;
       return;
     }

@@ -25,7 +25,7 @@ export function loadSigner(c: CheckpointConfig): NoteSigner {
   const pem = c.key ?? (c.keyFile ? fs.readFileSync(c.keyFile, "utf8") : undefined);
   if (!pem)
     throw new CheckpointKeyMissing(
-      "no checkpoint key: set RUNPROOF_CHECKPOINT_KEY_FILE (or RUNPROOF_CHECKPOINT_KEY); make one with runproof checkpoint keygen",
+      "no checkpoint key: set RUNPROOF_CHECKPOINT_KEY_FILE (or RUNPROOF_CHECKPOINT_KEY); make one with npx runproof checkpoint keygen -o FILE",
     );
   return signerFromPem(c.keyName, pem);
 }
