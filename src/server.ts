@@ -38,6 +38,8 @@ declare global {
     interface Context {
       /** The tenant of the request's API key. */
       runproofTenantId?: string;
+      /** A query's read replica pool (with --read-url), for Run.bundle's own snapshot. */
+      runproofReadPool?: pg.Pool;
     }
   }
 }
@@ -190,7 +192,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
           // Queries read from the replica when there is one; mutations and subscriptions never do.
           const onReplica =
             replica && operationTypeOf(args?.document, args?.operationName) === "query"
-              ? { withPgClient: replica.withPgClient }
+              ? { withPgClient: replica.withPgClient, runproofReadPool: replica.pool }
               : {};
           const identity = guard.identityOf(requestContext.node?.req);
           let tenantId = identity && "tenantId" in identity ? identity.tenantId : undefined;

@@ -201,6 +201,19 @@ test("run --wait shows every step live, the final status and the proof; exit 0 w
     rows: [p],
   } = await db.pool.query(`select root_hash from runproof.run_proof($1, $2)`, [f.tenantId, runId]);
   t.true(r.stdout.includes(p.root_hash));
+  // Waiting on a run that has finished: the time is the run's own, as the database recorded it.
+  const again = await runCli(["runs", "wait", runId], { env });
+  t.is(again.code, 0, again.stderr);
+  const {
+    rows: [took],
+  } = await db.pool.query(
+    `select extract(epoch from finished_at - created_at)::float8 as s from runproof.runs where id = $1`,
+    [runId],
+  );
+  t.true(took.s >= 0.2, `the run took ${took.s} s`);
+  const printed = again.stdout.match(new RegExp(`^run ${runId} succeeded after ([\\d.]+) s: `, "m"));
+  t.truthy(printed, again.stdout);
+  t.true(Math.abs(Number(printed![1]) - took.s) <= 0.051, `printed ${printed![1]} s, recorded ${took.s} s`);
 });
 
 test("run --wait follows the planner and retries, and exits 1 when the run does not succeed", async (t) => {

@@ -11,8 +11,13 @@ test.after.always(async () => db?.drop());
 test.serial("runproof_private.guards lists every guard trigger as always enabled", async (t) => {
   const { rows: all } = await db.pool.query(`select * from runproof_private.guards`);
   const rows = all.filter((r) => !r.trigger_name.startsWith("foreign key "));
-  // 26 on the ledger tables, 7 of the tenants' logs (tg_runs__log_append and the log tables' guards).
-  t.is(rows.length, 33);
+  // 26 on the ledger tables, 9 of the tenants' logs (tg_runs__log_append and the log tables' guards,
+  // runproof_private.log_nodes's among them).
+  t.is(rows.length, 35);
+  t.deepEqual(
+    rows.filter((r) => r.table_schema === "runproof_private").map((r) => `${r.table_name}.${r.trigger_name}`),
+    ["log_nodes.tg_log_nodes__append_only", "log_nodes.tg_log_nodes__no_truncate"],
+  );
   const fks = all.filter((r) => r.trigger_name.startsWith("foreign key "));
   t.true(fks.length >= 10);
   for (const r of fks) t.is(r.enabled, "origin only (foreign key)", r.trigger_name);
@@ -55,6 +60,45 @@ test.serial("a disabled or dropped guard shows as DISABLED or MISSING", async (t
     c.release();
   }
 });
+
+test.serial(
+  "guard_problems: a guard of the private schema's log nodes is watched too; the lines come in a fixed order",
+  async (t) => {
+    const c = await db.pool.connect();
+    try {
+      await c.query("begin");
+      t.deepEqual((await c.query(`select p from runproof_private.guard_problems() p`)).rows, []);
+      await c.query("alter table runproof_private.log_nodes disable trigger tg_log_nodes__append_only");
+      await c.query("alter table runproof.trace_steps disable trigger tg_trace_steps__append_only");
+      await c.query("alter table runproof.incidents enable replica trigger tg_incidents__append_only");
+      const { rows } = await c.query(`select p from runproof_private.guard_problems() p`);
+      t.deepEqual(
+        rows.map((r) => r.p),
+        [
+          "guard tg_incidents__append_only on runproof.incidents is enabled in replica mode only",
+          "guard tg_log_nodes__append_only on runproof_private.log_nodes is DISABLED",
+          "guard tg_trace_steps__append_only on runproof.trace_steps is DISABLED",
+        ],
+      );
+      const { rows: ledger } = await c.query(
+        `select reason, guard_status from runproof.verify_all() where run_id is null and reason like '%log_nodes%'`,
+      );
+      t.deepEqual(ledger, [
+        {
+          reason: "now: guard tg_log_nodes__append_only on runproof_private.log_nodes is DISABLED",
+          guard_status: "UNGUARDED",
+        },
+      ]);
+      const { rows: view } = await c.query(
+        `select enabled from runproof_private.guards where table_schema = 'runproof_private' and trigger_name = 'tg_log_nodes__append_only'`,
+      );
+      t.deepEqual(view, [{ enabled: "DISABLED" }]);
+    } finally {
+      await c.query("rollback");
+      c.release();
+    }
+  },
+);
 
 test.serial("every table, column and function in both schemas has a comment", async (t) => {
   const { rows: tables } = await db.pool.query(

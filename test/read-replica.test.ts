@@ -139,6 +139,53 @@ test.serial("serve with a read URL: queries read the standby, mutations write th
 });
 
 test.serial(
+  "serve with a read URL: a query's Run.bundle is read on the standby, as the run's other fields",
+  async (t) => {
+    const server = await startTestServer(primaryUrl, { readDatabaseUrl: standbyUrl });
+    t.teardown(() => server.stop());
+    const {
+      rows: [r],
+    } = await pool.query(
+      `select id from runproof.enqueue_run($1, $2, 'ended while the standby is paused', 'replica-test', $3)`,
+      [tenant.tenantId, tenant.agentId, { version: 1, steps: [{ skill: "noop" }] }],
+    );
+    await waitForReplay(primary, standby);
+    await onStandby((c) => c.query(`select pg_wal_replay_pause()`));
+    try {
+      await pool.query(`select runproof.cancel_run($1, 'cancelled on the primary', $2)`, [
+        r.id,
+        tenant.tenantId,
+      ]);
+      const { run } = await gqlOk(
+        server.url,
+        tenant.apiKey,
+        `query($id: UUID!) { run(id: $id) { status bundle } }`,
+        {
+          id: r.id,
+        },
+      );
+      t.is(run.status, "planned", "the standby has not replayed the cancel");
+      const state = JSON.stringify(run.bundle.run);
+      t.regex(state, /planned/, state);
+      t.notRegex(state, /cancelled/, "the bundle is the standby's, not the primary's");
+    } finally {
+      await onStandby((c) => c.query(`select pg_wal_replay_resume()`));
+    }
+    await waitForReplay(primary, standby);
+    const { run } = await gqlOk(
+      server.url,
+      tenant.apiKey,
+      `query($id: UUID!) { run(id: $id) { status bundle } }`,
+      {
+        id: r.id,
+      },
+    );
+    t.is(run.status, "cancelled");
+    t.regex(run.bundle.run.state, /"cancelled"/);
+  },
+);
+
+test.serial(
   "runproof serve --read-url: a query does not see what the primary wrote while the standby is paused",
   async (t) => {
     const port = await findFreePort();

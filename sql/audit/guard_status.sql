@@ -64,10 +64,12 @@ create or replace function runproof_private.guard_problems() returns setof text
   set search_path = pg_catalog
   as $$
     -- Guard triggers (those that block something) that are missing or not ENABLE ALWAYS.
-    select format('guard %s on runproof.%s is %s', d.trigger_name, d.table_name,
+    -- In a fixed order (by the text), so that verify_all and proofs list them the same way every time.
+    select p from (
+    select format('guard %s on %s.%s is %s', d.trigger_name, d.table_schema, d.table_name,
              case t.tgenabled when 'D' then 'DISABLED' when 'O' then 'enabled in origin mode only' when 'R' then 'enabled in replica mode only' else 'MISSING' end)
       from runproof_private.guard_descriptions d
-      left join pg_trigger t on t.tgrelid = to_regclass(format('runproof.%I', d.table_name)) and t.tgname = d.trigger_name
+      left join pg_trigger t on t.tgrelid = to_regclass(format('%I.%I', d.table_schema, d.table_name)) and t.tgname = d.trigger_name
      where d.blocks not like 'nothing%' and t.tgenabled is distinct from 'A'
     union all
     -- Foreign keys whose internal triggers are disabled.
@@ -89,9 +91,11 @@ create or replace function runproof_private.guard_problems() returns setof text
          group by a.grantee) w on true
      where r.relnamespace = 'runproof'::regnamespace and r.relkind = 'r'
        and (not r.relrowsecurity or w.who is not null)
+    ) problems(p)
+    order by p
   $$;
 comment on function runproof_private.guard_problems() is
-  'What is wrong with the guards right now, one line each: a guard trigger missing or not ENABLE ALWAYS, a foreign key disabled, row level security off, a write privilege granted to runproof_tenant, runproof_authenticator or PUBLIC. Empty when every guard is live.';
+  'What is wrong with the guards right now, one line each, in text order: a guard trigger (of any schema in runproof_private.guard_descriptions) missing or not ENABLE ALWAYS, a foreign key disabled, row level security off, a write privilege granted to runproof_tenant, runproof_authenticator or PUBLIC. Empty when every guard is live.';
 
 create or replace function runproof_private.guard_changes(p_from timestamptz, p_to timestamptz, out changes integer, out detail text)
   language sql stable

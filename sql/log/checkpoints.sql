@@ -35,6 +35,13 @@ insert into runproof_private.guard_descriptions (table_name, trigger_name, block
   ('log_anchor_receipts', 'tg_log_anchor_receipts__append_only', 'UPDATE, DELETE (RPIMM)', 'INSERT of an anchor''s receipt'),
   ('log_anchor_receipts', 'tg_log_anchor_receipts__no_truncate', 'TRUNCATE (RPIMM)', 'nothing')
 on conflict (table_name, trigger_name) do update set blocks = excluded.blocks, allows = excluded.allows;
+-- The tree's stored nodes are in the private schema (no tenant reads them directly: inclusion
+-- proofs are computed from them), guarded the same way.
+insert into runproof_private.guard_descriptions (table_schema, table_name, trigger_name, blocks, allows) values
+  ('runproof_private', 'log_nodes', 'tg_log_nodes__append_only', 'UPDATE, DELETE (RPIMM)', 'INSERT of the subtrees a leaf completes (log_append)'),
+  ('runproof_private', 'log_nodes', 'tg_log_nodes__no_truncate', 'TRUNCATE (RPIMM)', 'nothing')
+on conflict (table_name, trigger_name) do update
+  set table_schema = excluded.table_schema, blocks = excluded.blocks, allows = excluded.allows;
 
 create or replace function runproof_private.log_heads_to_sign(p_limit integer) returns table (tenant_id uuid, tree_size bigint, root_hash bytea)
   language sql stable

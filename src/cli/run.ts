@@ -324,7 +324,12 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
       lastStatus = run.status;
 
       if (run.finished) {
-        const secs = ((Date.now() - started) / 1000).toFixed(1);
+        // The run's own time, enqueue to finish, as the database recorded it (not how long this
+        // command watched: a run that had finished before it started is not "after 0.0 s").
+        const secs = (
+          (new Date(run.finished_at).getTime() - new Date(run.created_at).getTime()) /
+          1000
+        ).toFixed(1);
         line(
           `run ${run.id} ${run.status} after ${secs} s: ${run.attempts} attempt(s), ${run.next_plan_step}/${planSteps.length || "?"} plan steps done, cost ${fmtCents(run.cost_cents)}`,
         );

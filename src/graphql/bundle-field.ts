@@ -1,7 +1,7 @@
 // Run.bundle: the run's proof bundle (runproof.bundle/2, src/lib/bundle.ts) over GraphQL, so the web
 // explorer can offer "Download bundle" without a database connection of its own. It is the same
 // export as `runproof proof export`, read as the request's tenant: its own connection from the
-// server's pool, in one REPEATABLE READ READ ONLY transaction with the request's pgSettings
+// server's pool (the read replica's for a query, with --read-url), in one REPEATABLE READ READ ONLY transaction with the request's pgSettings
 // (role runproof_tenant, runproof.tenant_id, statement_timeout), so row level security applies and
 // a run that is still recording cannot give a bundle whose records come from different moments.
 // Its cost is COST_WEIGHTS.bundle (src/graphql/limits.ts): it reads every record of the run and
@@ -32,8 +32,14 @@ export function makeBundleFieldPlugin(pool: () => pg.Pool): GraphileConfig.Plugi
               const $id = ($run as unknown as { get(attr: string): Step<string> }).get("id");
               const $settings = context().get("pgSettings") as Step<Record<string, string> | null>;
               const $tenantId = context().get("runproofTenantId") as Step<string | undefined>;
-              return lambda([$id, $tenantId, $settings], ([runId, tenantId, settings]) =>
-                runId && tenantId ? readAsTenant(pool(), tenantId, runId, settings ?? {}) : null,
+              // A query on a read replica reads its bundle there too, as the rest of its fields.
+              const $readPool = context().get("runproofReadPool") as Step<pg.Pool | undefined>;
+              return lambda(
+                [$id, $tenantId, $settings, $readPool],
+                ([runId, tenantId, settings, readPool]) =>
+                  runId && tenantId
+                    ? readAsTenant(readPool ?? pool(), tenantId, runId, settings ?? {})
+                    : null,
               );
             },
           },

@@ -34,6 +34,8 @@ export function operationTypeOf(
 export interface ReadReplica {
   /** What the context gives a query instead of the primary's withPgClient. */
   withPgClient: NonNullable<Grafast.Context["withPgClient"]>;
+  /** The replica's pool, for what a query reads outside withPgClient (Run.bundle's snapshot). */
+  pool: pg.Pool;
   release(): Promise<void>;
 }
 
@@ -89,6 +91,7 @@ export async function openReadReplica(opts: {
   return {
     // As PgContextPlugin makes the primary's: a client per request, released after it.
     withPgClient: withPgClientFromPgService.bind(null, service) as ReadReplica["withPgClient"],
+    pool,
     release: async () => {
       await Promise.resolve(service.release?.()).catch(() => {});
       await pool.end().catch(() => {});
