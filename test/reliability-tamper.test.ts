@@ -45,9 +45,13 @@ function attack(
   name: string,
   fn: (t: ExecutionContext) => Promise<void>,
   needs?: { major: number; feature: string },
+  opts: { serial?: boolean } = {},
 ) {
   catalogue.push({ group, name });
   const title = `${group}${catalogue.filter((c) => c.group === group).length}: ${name}`;
+  // A TRUNCATE takes ACCESS EXCLUSIVE locks table after table: beside the other attacks' writes in
+  // the same database it can deadlock, so it runs alone (ava runs serial tests before the others).
+  if (opts.serial) return test.serial(title, fn);
   if (!needs) return test(title, fn);
   const v = sinceVersion(needs.major, needs.feature);
   v.test(v.title(title), fn);
@@ -167,6 +171,8 @@ attack("A", "TRUNCATE the payloads, the steps and the runs (cascading)", (t) =>
     }
     await c.query(`truncate runproof.runs cascade`);
   }),
+  undefined,
+  { serial: true },
 );
 attack("A", "UPDATE a sealed trace's root_hash, or DELETE the trace", (t) =>
   rejected(t, "RPIMM", /on runproof\.traces/, async (c, v) => {

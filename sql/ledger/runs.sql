@@ -45,9 +45,13 @@ $$;
 comment on function runproof_private.tg_runs__start_state() is
   'Trigger: a new run starts pending (or planned with its plan), with no attempts, progress or seal, for an agent of its tenant (checked even in replica mode). Named to fire after the origin and plan checks.';
 
+-- enable_seqscan = off, as in the per-row triggers of an append (sql/ledger/policy_decisions.sql):
+-- every look-up here is by a key prefix of one run or trace, and with skewed statistics (one large
+-- trace among few) the planner chose to scan all of trace_steps, on every seal and progress move.
 create or replace function runproof_private.tg_runs__guard() returns trigger
   language plpgsql volatile
   set search_path = pg_catalog
+  set enable_seqscan = off
   as $$
 declare
   v_changed text[];
@@ -198,8 +202,15 @@ begin
       raise exception 'run % still has a running trace', new.id
         using errcode = 'RPSTS', hint = 'seal the trace first (runproof_private.seal_trace)';
     end if;
-    select count(*) filter (where s.status = 'succeeded') as succeeded, coalesce(sum(s.cost_cents), 0) as cost into v_steps
-      from runproof.traces t join runproof.trace_steps s on s.tenant_id = t.tenant_id and s.trace_id = t.id
+    -- Trace by trace, each through the steps' primary key: a join let the planner hash-join a
+    -- sequential scan of every step of the table (22 ms a seal with a 100,000-step trace in it,
+    -- and more with every step recorded since: bench/FINDINGS.md).
+    select coalesce(sum(x.succeeded), 0) as succeeded, coalesce(sum(x.cost), 0) as cost into v_steps
+      from runproof.traces t
+     cross join lateral (
+       select count(*) filter (where s.status = 'succeeded') as succeeded, coalesce(sum(s.cost_cents), 0) as cost
+         from runproof.trace_steps s
+        where s.tenant_id = t.tenant_id and s.trace_id = t.id) x
      where t.tenant_id = new.tenant_id and t.run_id = new.id;
     if v_steps.succeeded <> new.next_plan_step or v_steps.cost <> new.cost_cents then
       raise exception 'run % cannot be sealed: its progress (% plan steps, % cents) is not its steps'' (% succeeded, % cents)',
