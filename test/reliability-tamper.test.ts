@@ -161,16 +161,19 @@ attack("A", "DELETE a step", (t) =>
     c.query(`delete from runproof.trace_steps where trace_id = $1 and step_index = 2`, [v.traceIds[0]]),
   ),
 );
-attack("A", "TRUNCATE the payloads, the steps and the runs (cascading)", (t) =>
-  rejected(t, "RPIMM", /TRUNCATE on runproof\.(step_payloads|trace_steps|runs)/, async (c) => {
-    for (const sql of [`truncate runproof.step_payloads`, `truncate runproof.trace_steps cascade`]) {
-      await c.query("savepoint s");
-      const e = await pgError(c.query(sql));
-      if (e.code !== "RPIMM") throw e;
-      await c.query("rollback to savepoint s");
-    }
-    await c.query(`truncate runproof.runs cascade`);
-  }),
+attack(
+  "A",
+  "TRUNCATE the payloads, the steps and the runs (cascading)",
+  (t) =>
+    rejected(t, "RPIMM", /TRUNCATE on runproof\.(step_payloads|trace_steps|runs)/, async (c) => {
+      for (const sql of [`truncate runproof.step_payloads`, `truncate runproof.trace_steps cascade`]) {
+        await c.query("savepoint s");
+        const e = await pgError(c.query(sql));
+        if (e.code !== "RPIMM") throw e;
+        await c.query("rollback to savepoint s");
+      }
+      await c.query(`truncate runproof.runs cascade`);
+    }),
   undefined,
   { serial: true },
 );
