@@ -78,7 +78,7 @@ function parseArgs(argv: string[]) {
   return opts;
 }
 
-/** Sizes per mode. The full run takes ~35 minutes on a shared 2-core machine with durable commits, --quick ~10. */
+/** Sizes per mode. The full run takes ~15 minutes on a quiet 2-core machine with durable commits (~35 when it is shared), --quick ~5. */
 function plan(quick: boolean) {
   return quick
     ? {
