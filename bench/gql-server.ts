@@ -13,6 +13,7 @@ const config = loadConfig({
   RUNPROOF_TENANT_COST_PER_SECOND: "1000000000",
   RUNPROOF_TENANT_MAX_CONCURRENT: "1000",
   RUNPROOF_TENANT_MAX_QUEUED: "100000",
+  RUNPROOF_GRAPHQL_POOL_SIZE: process.env.RUNPROOF_GRAPHQL_POOL_SIZE ?? "10",
 });
 const server = await startServer({ connectionString, config, port: 0, host: "127.0.0.1" });
 process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);

@@ -80,6 +80,7 @@ const PG_QUERY = `
 async function startGraphqlServer(
   url: string,
   embedded: boolean,
+  poolSize = 10,
 ): Promise<{ url: string; child: ChildProcess }> {
   const script = path.join(REPO_ROOT, "bench", "gql-server.ts");
   const child = spawn(process.execPath, ["--import", "tsx", script], {
@@ -93,6 +94,7 @@ async function startGraphqlServer(
       // DATABASE_URL server: the one configured for RunProof there, as `runproof serve` would use.
       ...(embedded ? { RUNPROOF_AUTHENTICATOR_PASSWORD: randomBytes(16).toString("hex") } : {}),
       GRAPHILE_ENV: "production",
+      RUNPROOF_GRAPHQL_POOL_SIZE: String(poolSize),
     },
   });
   let stderr = "";
@@ -285,6 +287,25 @@ export async function benchQuery(
   } finally {
     await stopChild(server.child);
   }
+  // The server's pool size (RUNPROOF_GRAPHQL_POOL_SIZE): the same load against servers with
+  // smaller and larger pools than the default 10, trials interleaved, the order alternating.
+  const sweep = new Map(POOL_SIZES.map((size) => [size, [] as Load[]]));
+  log(`query: pool sizes ${POOL_SIZES.join(", ")}, ${opts.trials} trials of ${opts.seconds} s each`);
+  for (let i = 0; i < opts.trials; i++) {
+    for (const size of i % 2 ? [...POOL_SIZES].reverse() : POOL_SIZES) {
+      const s = await startGraphqlServer(url, embedded, size);
+      try {
+        // A fresh server: warm its plans and caches as the main trials' server was.
+        await gqlLoad(s.url, k.api_key, o.runId, opts.connections, 3);
+        sweep.get(size)!.push(await gqlLoad(s.url, k.api_key, o.runId, opts.connections, opts.seconds));
+      } finally {
+        await stopChild(s.child);
+      }
+    }
+    log(
+      `query:   trial ${i + 1}: ${POOL_SIZES.map((size) => `pool ${size} ${Math.round(sweep.get(size)![i].rps)} req/s p99 ${sweep.get(size)![i].p99} ms`).join("; ")}`,
+    );
+  }
   const f = (xs: { p50: number; p99: number; rps: number }[], k: "p50" | "p99" | "rps", unit: string) =>
     figure(
       xs.map((x) => x[k]),
@@ -343,6 +364,29 @@ export async function benchQuery(
         better: "lower",
         goal: { text: "p99 ≤ 50 ms", met: f(gql1, "p99", "ms").value <= 50 },
       }),
+      ...POOL_SIZES.filter((size) => size !== 10).flatMap((size) => [
+        row({
+          section: "query",
+          id: `query.pool_${size}.rps`,
+          measure: `GraphQL: same query at ${opts.connections} connections, server pool of ${size} connections, requests/s`,
+          runproof: f(sweep.get(size)!, "rps", "req/s"),
+          baseline: f(sweep.get(10)!, "rps", "req/s"),
+          baselineLabel: "pool of 10 (the default), same trials",
+          better: "higher",
+        }),
+        row({
+          section: "query",
+          id: `query.pool_${size}.p99`,
+          measure: `GraphQL: same query at ${opts.connections} connections, server pool of ${size} connections, latency p99`,
+          runproof: f(sweep.get(size)!, "p99", "ms"),
+          baseline: f(sweep.get(10)!, "p99", "ms"),
+          baselineLabel: "pool of 10 (the default), same trials",
+          better: "lower",
+        }),
+      ]),
     ],
   };
 }
+
+/** Server pool sizes compared at the same load (10 is RUNPROOF_GRAPHQL_POOL_SIZE's default). */
+const POOL_SIZES = [2, 4, 10, 32];

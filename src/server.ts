@@ -106,7 +106,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const port = opts.port ?? opts.config.port;
 
   const authenticatorUrl = await ensureAuthenticator(opts.connectionString, { log: (m) => logger.info(m) });
-  const pool = new pg.Pool({ connectionString: authenticatorUrl, max: 10 });
+  const pool = new pg.Pool({ connectionString: authenticatorUrl, max: opts.config.graphql.poolSize });
   // pool.end() resolves once it has told its clients to end, not once their sockets closed: a
   // Postgres stopped right after (npm start's Ctrl-C) terminates them, which is expected then.
   let closingPool = false;
@@ -118,7 +118,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   let replica: ReadReplica | undefined;
   if (opts.readDatabaseUrl) {
     try {
-      replica = await openReadReplica({ readUrl: opts.readDatabaseUrl, authenticatorUrl, logger });
+      replica = await openReadReplica({
+        readUrl: opts.readDatabaseUrl,
+        authenticatorUrl,
+        logger,
+        poolSize: opts.config.graphql.poolSize,
+      });
     } catch (err) {
       await pool.end().catch(() => {});
       throw err;

@@ -32,6 +32,7 @@ test("defaults", (t) => {
     logLevel: "info",
     logFormat: "auto",
     graphql: {
+      poolSize: 10,
       maxBodyBytes: 2097152,
       maxDepth: 12,
       maxAliases: 20,
@@ -115,6 +116,7 @@ test("every bad value is reported with its variable name", (t) => {
         RUNPROOF_HTTP_ALLOWED_HOSTS: "ok.test,http://bad.test/",
         RUNPROOF_LOG_LEVEL: "loud",
         RUNPROOF_PORT: "70000",
+        RUNPROOF_GRAPHQL_POOL_SIZE: "0",
       }),
     { instanceOf: ConfigError },
   );
@@ -125,6 +127,7 @@ test("every bad value is reported with its variable name", (t) => {
     'RUNPROOF_PLANNER: must be "builtin" or "llm" (got "gpt")',
     'RUNPROOF_WORKER_CONCURRENCY: must be at least 1 (got "0")',
     'RUNPROOF_PORT: must be at most 65535 (got "70000")',
+    'RUNPROOF_GRAPHQL_POOL_SIZE: must be at least 1 (got "0")',
     'RUNPROOF_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
   ]);
   t.regex(e.message, /^Invalid configuration:\n {2}RUNPROOF_HTTP_ALLOWED_HOSTS: /);

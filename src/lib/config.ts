@@ -61,6 +61,8 @@ const anchorsSchema = z.array(
 
 /** What one request and one tenant may ask of the GraphQL server (src/graphql/limits.ts, tenant-limits.ts). */
 export interface GraphQLConfig {
+  /** Connections of the server's pool (and of its read replica's). */
+  poolSize: number;
   maxBodyBytes: number;
   maxDepth: number;
   maxAliases: number;
@@ -181,6 +183,7 @@ export const configSchema = z
     RUNPROOF_GRAPHQL_MAX_COST: int(100_000, 100, 1e15),
     RUNPROOF_GRAPHQL_MAX_PAGE_SIZE: int(100, 1, 10_000),
     RUNPROOF_GRAPHQL_STATEMENT_TIMEOUT_MS: int(10_000, 100, 3_600_000),
+    RUNPROOF_GRAPHQL_POOL_SIZE: int(10, 1, 500),
     RUNPROOF_TENANT_MAX_CONCURRENT: int(2, 1, 1000),
     RUNPROOF_TENANT_MAX_QUEUED: int(16, 0, 100_000),
     RUNPROOF_TENANT_RATE_PER_SECOND: int(50, 1, 1_000_000),
@@ -224,6 +227,7 @@ export const configSchema = z
       logLevel: e.RUNPROOF_LOG_LEVEL,
       logFormat: e.RUNPROOF_LOG_FORMAT,
       graphql: {
+        poolSize: e.RUNPROOF_GRAPHQL_POOL_SIZE,
         maxBodyBytes: e.RUNPROOF_GRAPHQL_MAX_BODY_BYTES,
         maxDepth: e.RUNPROOF_GRAPHQL_MAX_DEPTH,
         maxAliases: e.RUNPROOF_GRAPHQL_MAX_ALIASES,
