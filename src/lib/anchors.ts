@@ -133,8 +133,11 @@ const SHA256_OID = "2.16.840.1.101.3.4.2.1";
 /** An RFC 3161 TimeStampReq for sha256(data), with a nonce and certReq. */
 export function timeStampRequest(data: Uint8Array): { der: Buffer; nonce: Buffer; digest: Buffer } {
   const digest = createHash("sha256").update(data).digest();
+  // A DER INTEGER is minimal and signed: the first byte must be neither 0x00 (before a byte
+  // below 0x80) nor have its top bit set, or a strict TSA (openssl) refuses the request as
+  // badly formatted (about one request in 256 before this was kept).
   const nonce = randomBytes(8);
-  nonce[0] &= 0x7f;
+  nonce[0] = nonce[0] & 0x7f || 0x01;
   const req = new pkijs.TimeStampReq({
     version: 1,
     messageImprint: new pkijs.MessageImprint({
