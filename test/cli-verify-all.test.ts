@@ -100,9 +100,15 @@ test("tampered, broken and orphaned rows: listed like runproof.verify_all(), exi
   // The same findings as the SQL function a DBA would call.
   const { rows: sql } = await db.pool.query(`select * from runproof.verify_all()`);
   const key = (p: any) =>
-    [p.run_id, p.trace_id, p.verification_status, p.first_bad_attempt, p.first_bad_step_index, p.reason].join(
-      "|",
-    );
+    [
+      p.run_id,
+      p.trace_id,
+      p.verification_status,
+      p.first_bad_attempt,
+      p.first_bad_step_index,
+      p.reason,
+      p.guard_status,
+    ].join("|");
   t.deepEqual(j.problems.map(key).sort(), sql.map(key).sort());
 
   const onlyF = await cliJson(["verify-all", "--tenant-id", f.tenantId, "--no-progress"], { env, expect: 3 });
@@ -167,19 +173,9 @@ test("--jobs: the runs verified over several connections, reported in creation o
     "creation order",
   );
   t.deepEqual(four.problems, one.problems);
-  const { rows: sql } = await db.pool.query(
-    `select run_id, trace_id, verification_status, first_bad_attempt, first_bad_step_index, reason from runproof.verify_all()`,
-  );
-  t.deepEqual(
-    four.problems.map((p: any) => [
-      p.run_id,
-      p.trace_id,
-      p.verification_status,
-      p.first_bad_step_index,
-      p.reason,
-    ]),
-    sql.map((p) => [p.run_id, p.trace_id, p.verification_status, p.first_bad_step_index, p.reason]),
-  );
+  // Row for row what the SQL function says, guard status included: both take run_verdict's word.
+  const { rows: sql } = await db.pool.query(`select * from runproof.verify_all()`);
+  t.deepEqual(four.problems, sql);
   const tooMany = await runCli(["verify-all", "--jobs", "65"], { env });
   t.is(tooMany.code, 2, tooMany.stderr);
   t.regex(tooMany.stderr, /--jobs 65 is more than 64/);

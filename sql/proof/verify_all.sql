@@ -41,6 +41,26 @@ create or replace function runproof_private.orphan_rows() returns table (
 comment on function runproof_private.orphan_rows() is
   'Rows no run leads to: traces without their run, steps without their trace (BROKEN). The last rows of verify_all.';
 
+-- One run's verdict, in one place: verify_all() and `runproof verify-all --jobs N` (which verifies
+-- batches of runs on several connections) both report what this says.
+create or replace function runproof_private.run_verdict(p_tenant_id uuid, p_run_id uuid, p_audit_state text)
+  returns table (trace_id uuid, verification_status text, first_bad_attempt integer, first_bad_step_index integer,
+                 reason text, guard_status text, problem boolean)
+  language sql stable
+  set search_path = pg_catalog
+  as $$
+    select p.first_bad_trace_id, p.verification_status, p.first_bad_attempt, p.first_bad_step_index,
+           coalesce(p.reason, g.detail),
+           case when g.changes > 0 then 'UNGUARDED' when p_audit_state = 'LIVE' then 'GUARDED' else 'UNAUDITED' end,
+           p.verification_status not in ('VERIFIED', 'IN_PROGRESS') or g.changes > 0
+      from runproof.runs r
+     cross join lateral runproof_private.run_proof_chain(r.tenant_id, r.id) p
+     cross join lateral runproof_private.guard_changes(r.created_at, r.updated_at) g
+     where r.tenant_id = p_tenant_id and r.id = p_run_id
+  $$;
+comment on function runproof_private.run_verdict(uuid, uuid, text) is
+  'One run''s verdict as verify_all reports it: its chain (run_proof_chain), the guard-weakening changes made while it was recorded (guard_changes; guard_status UNGUARDED, else GUARDED when the DDL audit state p_audit_state is LIVE, else UNAUDITED), and problem: whether verify_all lists it (not VERIFIED or IN_PROGRESS, or UNGUARDED). No row when the run does not exist.';
+
 create or replace function runproof.verify_all() returns table (
   tenant_id uuid, run_id uuid, trace_id uuid, verification_status text,
   first_bad_attempt integer, first_bad_step_index integer, reason text, guard_status text
@@ -49,26 +69,17 @@ create or replace function runproof.verify_all() returns table (
   set search_path = pg_catalog
   as $$
 declare
-  v_run record;
-  v_p runproof.proof;
   v_state text := (select s.state from runproof_private.ddl_audit_state() s);
-  v_changes record;
 begin
   return query select null::uuid, null::uuid, null::uuid, null::text, null::integer, null::integer, l.reason, l.guard_status
                  from runproof_private.ledger_problems() l;
-  -- Each run: its chain, and the guard-weakening changes made while it was recorded.
-  for v_run in select r.tenant_id, r.id, r.created_at, r.updated_at from runproof.runs r order by r.created_at, r.id loop
-    v_p := runproof_private.run_proof_chain(v_run.tenant_id, v_run.id);
-    select * into v_changes from runproof_private.guard_changes(v_run.created_at, v_run.updated_at);
-    if v_p.verification_status not in ('VERIFIED', 'IN_PROGRESS') or v_changes.changes > 0 then
-      tenant_id := v_run.tenant_id; run_id := v_run.id; trace_id := v_p.first_bad_trace_id;
-      verification_status := v_p.verification_status; first_bad_attempt := v_p.first_bad_attempt;
-      first_bad_step_index := v_p.first_bad_step_index;
-      reason := coalesce(v_p.reason, v_changes.detail);
-      guard_status := case when v_changes.changes > 0 then 'UNGUARDED' when v_state = 'LIVE' then 'GUARDED' else 'UNAUDITED' end;
-      return next;
-    end if;
-  end loop;
+  -- Each run, in creation order: its chain, and the guard-weakening changes made while it was recorded.
+  return query select r.tenant_id, r.id, v.trace_id, v.verification_status, v.first_bad_attempt, v.first_bad_step_index,
+                      v.reason, v.guard_status
+                 from runproof.runs r
+                cross join lateral runproof_private.run_verdict(r.tenant_id, r.id, v_state) v
+                where v.problem
+                order by r.created_at, r.id;
   return query select o.tenant_id, o.run_id, o.trace_id, 'BROKEN'::text, o.first_bad_attempt, o.first_bad_step_index, o.reason, null::text
                  from runproof_private.orphan_rows() o;
   -- Checkpoints an anchor failed to take (retried with backoff; docs/reliability.md).

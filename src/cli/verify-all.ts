@@ -1,6 +1,6 @@
 // runproof verify-all: a DBA's scan of the whole ledger, reporting what runproof.verify_all()
-// reports. It calls the same SQL pieces (ledger_problems, run_proof_chain + guard_changes per
-// run, orphan_rows, anchor_problems), but verifies the runs in batches, in creation order, so the
+// reports. It calls the same SQL pieces (ledger_problems, run_verdict per run, orphan_rows,
+// anchor_problems), but verifies the runs in batches, in creation order, so the
 // bar moves, and over --jobs connections at once (one backend verifies on one core: Postgres
 // never spreads a PL/pgSQL loop over parallel workers). Every connection reads the same exported
 // snapshot, so the scan sees one consistent ledger, as one verify_all() statement would.
@@ -38,7 +38,7 @@ const MAX_JOBS = 64;
 // SNAPSHOT takes no parameters, so the id is checked and quoted as a literal.
 const SNAPSHOT_ID = /^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i;
 
-type RunRow = Problem & { created_at: string };
+type RunRow = Problem & { problem: boolean };
 
 export async function verifyAll(opts: {
   tenantId?: string;
@@ -167,24 +167,19 @@ export async function verifyAll(opts: {
           const batch = await nextBatch();
           if (!batch) return;
           const { seq, keys } = batch;
+          // The verdict and whether it is a problem are runproof_private.run_verdict's, as in verify_all().
           const { rows } = await c.query<RunRow>(
-            `select r.tenant_id, r.id as run_id, r.created_at::text as created_at, p.verification_status, p.first_bad_trace_id as trace_id,
-                      p.first_bad_attempt, p.first_bad_step_index, coalesce(p.reason, g.detail) as reason,
-                      case when g.changes > 0 then 'UNGUARDED' end as guard_status
-                 from unnest($1::uuid[], $2::uuid[]) with ordinality k(tenant_id, id, n)
-                 join runproof.runs r on r.tenant_id = k.tenant_id and r.id = k.id
-                cross join lateral runproof_private.run_proof_chain(r.tenant_id, r.id) p
-                cross join lateral runproof_private.guard_changes(r.created_at, r.updated_at) g
-                order by k.n`,
+            `select k.tenant_id, k.id as run_id, v.trace_id, v.verification_status, v.first_bad_attempt,
+                    v.first_bad_step_index, v.reason, v.guard_status, v.problem
+               from unnest($1::uuid[], $2::uuid[]) with ordinality k(tenant_id, id, n)
+              cross join lateral runproof_private.run_verdict(k.tenant_id, k.id,
+                                   (select s.state from runproof_private.ddl_audit_state() s)) v
+              order by k.n`,
             [keys.map((k) => k.tenant_id), keys.map((k) => k.id)],
           );
           for (const [n, r] of rows.entries()) {
             counts[r.verification_status] = (counts[r.verification_status] ?? 0) + 1;
-            if (
-              (r.verification_status !== "VERIFIED" && r.verification_status !== "IN_PROGRESS") ||
-              r.guard_status === "UNGUARDED"
-            )
-              found.push({ seq, n, row: r });
+            if (r.problem) found.push({ seq, n, row: r });
           }
           scanned += rows.length;
           bar?.setTotal(Math.max(total, scanned));
@@ -203,7 +198,7 @@ export async function verifyAll(opts: {
       );
       found.sort((a, b) => a.seq - b.seq || a.n - b.n); // creation order, as the batches were handed out
       for (const { row } of found) {
-        const { created_at: _c, ...p } = row;
+        const { problem: _p, ...p } = row;
         problems.push(p);
       }
 

@@ -48,13 +48,14 @@ export async function openReadReplica(opts: {
   /** The primary's runproof_authenticator URL (ensureAuthenticator). */
   authenticatorUrl: string;
   logger: Logger;
-  poolSize?: number;
+  /** The same size as the primary's pool (config.graphql.poolSize). */
+  poolSize: number;
 }): Promise<ReadReplica> {
   const auth = new URL(opts.authenticatorUrl);
   const url = new URL(opts.readUrl);
   url.username = auth.username;
   url.password = auth.password;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: opts.poolSize ?? 10 });
+  const pool = new pg.Pool({ connectionString: url.toString(), max: opts.poolSize });
   pool.on("error", (err) => opts.logger.warn({ err }, "an idle read replica connection failed"));
   try {
     const deadline = Date.now() + 15_000;
