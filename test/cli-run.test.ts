@@ -226,6 +226,11 @@ test("run --wait follows the planner and retries, and exits 1 when the run does 
   t.is(planned.code, 0, planned.stdout + planned.stderr);
   t.regex(planned.stdout, /planned: 2 steps \(wait, memory_put\)/);
   t.regex(planned.stdout, /✓ step\s+1\s+plan\s+1\s+memory_put\s+succeeded/);
+  // Followed after it was planned and started (or finished): the plan is still said, first.
+  const plannedId = planned.stdout.match(/^run (\S+) enqueued/m)![1];
+  const late = await runCli(["runs", "wait", plannedId], { env });
+  t.is(late.code, 0, late.stdout + late.stderr);
+  t.regex(late.stdout, /^ {2}planned: 2 steps \(wait, memory_put\)\n(.*\n)*.*✓ step\s+0/m);
 
   const failing = await planFile("fail.json", {
     version: 1,
@@ -275,6 +280,10 @@ test("run --wait follows the planner and retries, and exits 1 when the run does 
   );
   const out = JSON.parse(retried.stdout);
   t.like(out.run, { status: "failed", attempts: 2, next_plan_step: 1 });
+  // Followed after the backoff had passed: the retry is still said, between the two attempts.
+  const lateRetry = await runCli(["runs", "wait", out.run.id], { env });
+  t.is(lateRetry.code, 1, lateRetry.stdout + lateRetry.stderr);
+  t.regex(lateRetry.stdout, /attempt 1[\s\S]*failed[\s\S]*\n {2}retrying: \S[^\n]*\n {2}attempt 2\n/);
   t.like(out.proof, { verification_status: "VERIFIED", trace_count: 2, step_count: 3 });
 });
 

@@ -199,6 +199,7 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
   let lastAttempt = 0;
   let lastIndex = -1;
   let announced = 0;
+  let retryingSaid = 0; // the last attempt whose retry was said
   let lastStatus = "";
   let cancelNoted = false;
   let lastProgressAt = Date.now();
@@ -242,6 +243,14 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
     elapsed: ((Date.now() - stepStartedAt) / 1000).toFixed(1),
   });
   let barNext = 0;
+  // A retry's backoff can pass between two looks at the run: a later attempt says it came after one
+  // (the run keeps the failed attempt's error until it succeeds).
+  function sayRetried(attempt: number, error: string | null) {
+    if (attempt > 1 && retryingSaid < attempt - 1) {
+      line(`  retrying: ${error ?? ""}`);
+      retryingSaid = attempt - 1;
+    }
+  }
   function line(text: string) {
     if (barOn) {
       bar!.stop();
@@ -287,7 +296,13 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
         [o.tenantId, o.runId],
       );
       if (!run) throw new CliError(`run ${o.runId} disappeared while being watched`);
-      if (run.plan && !planSteps.length) planSteps = run.plan.steps ?? [];
+      if (run.plan && !planSteps.length) {
+        planSteps = run.plan.steps ?? [];
+        // Said when the plan is first seen, whatever the status by then: a short run can be planned
+        // and started between two looks, and its plan is still news.
+        if (planSteps.length)
+          line(`  planned: ${planSteps.length} steps (${planSteps.map((s) => s.skill).join(", ")})`);
+      }
 
       // Steps after the last one printed, in chain order (attempt, then index).
       const { rows: steps } = await o.pool.query<StepRow>(
@@ -301,6 +316,7 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
 
       for (const s of steps) {
         if (s.attempt > announced) {
+          sayRetried(s.attempt, run.error);
           announced = s.attempt;
           line(`  attempt ${s.attempt}`);
         }
@@ -310,12 +326,13 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
         stepStartedAt = Date.now();
       }
       if (run.status !== lastStatus) {
-        if (run.status === "planned" && planSteps.length)
-          line(`  planned: ${planSteps.length} steps (${planSteps.map((s) => s.skill).join(", ")})`);
-        else if (run.status === "retrying") line(`  retrying: ${run.error ?? ""}`);
-        else if (run.status === "pending") line(`  pending: waiting for the planner`);
+        if (run.status === "retrying") {
+          line(`  retrying: ${run.error ?? ""}`);
+          retryingSaid = run.attempts;
+        } else if (run.status === "pending") line(`  pending: waiting for the planner`);
       }
       if (run.status === "running" && run.attempts > announced) {
+        sayRetried(run.attempts, run.error);
         announced = run.attempts;
         line(`  attempt ${run.attempts} started at plan step ${run.next_plan_step}`);
         stepStartedAt = Date.now();
