@@ -243,8 +243,9 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
     elapsed: ((Date.now() - stepStartedAt) / 1000).toFixed(1),
   });
   let barNext = 0;
-  // A retry's backoff can pass between two looks at the run: a later attempt says it came after one
-  // (the run keeps the failed attempt's error until it succeeds).
+  // Says once that attempt `attempt` comes after a failed one: when the run is seen retrying, or,
+  // since a backoff can pass between two looks, when the later attempt is seen (the run keeps the
+  // failed attempt's error until it succeeds).
   function sayRetried(attempt: number, error: string | null) {
     if (attempt > 1 && retryingSaid < attempt - 1) {
       line(`  retrying: ${error ?? ""}`);
@@ -326,10 +327,8 @@ export async function watchRun(o: WatchOptions): Promise<Record<string, unknown>
         stepStartedAt = Date.now();
       }
       if (run.status !== lastStatus) {
-        if (run.status === "retrying") {
-          line(`  retrying: ${run.error ?? ""}`);
-          retryingSaid = run.attempts;
-        } else if (run.status === "pending") line(`  pending: waiting for the planner`);
+        if (run.status === "retrying") sayRetried(run.attempts + 1, run.error);
+        else if (run.status === "pending") line(`  pending: waiting for the planner`);
       }
       if (run.status === "running" && run.attempts > announced) {
         sayRetried(run.attempts, run.error);
